@@ -1,0 +1,53 @@
+"""Stage 3: metrics of the originals, per forget set, from the cached fc embeddings (the original's
+head over them gives exactly its outputs), so this stage costs one matrix product per split."""
+
+from __future__ import annotations
+
+import sys
+
+import opts
+import results
+from evaluation import original_accuracy, row_metrics
+from feeds import predict
+from pipeline import forget_sets, load_embeddings, load_original, seed_of
+from runtime import device_name, get_device
+
+
+def original_outputs(args, n: int, device, splits=("train", "val", "test")) -> dict:
+    """{split: (logits, labels)} of original m<n>, through its head over the fc embeddings."""
+    net = load_original(args, n).to(device)
+    head = net.tail("fc").eval()
+    out = {}
+    for s in splits:
+        feed = load_embeddings(args, n, "fc", s, device)
+        out[s] = (predict(head, feed), feed.y)
+    return out
+
+
+def evaluate_originals(forget_mode: str) -> None:
+    argv = sys.argv[1:]
+    if "--forget_mode" not in argv:
+        argv = [*argv, "--forget_mode", forget_mode]
+    args = opts.parse_args(argv, stage="baseline")
+    device = get_device(args.cuda)
+    done = results.existing(args.root, "original")
+    for n in opts.model_nums(args):
+        outputs = None
+        rows = []
+        for fs in forget_sets(args):
+            config = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+            rid = results.run_id(config)
+            if rid in done and not args.overwrite:
+                print(f"skip: original m{n} {fs.tag} already in results/original.csv")
+                continue
+            if outputs is None:
+                outputs = original_outputs(args, n, device)
+            a_or = original_accuracy(outputs, fs)
+            m = row_metrics(outputs, fs, a_or, mia=args.mia)
+            rows.append(results.make_row("original", config, sys.argv[0].rsplit("/", 1)[-1], m,
+                                         forget_tag=fs.tag, forget_classes=list(fs.classes), seed=seed_of(args, n),
+                                         device=device_name(device)))
+            print(f"original m{n} {fs.tag}: test retain {m['test_retain_acc']:.4f} forget {m['test_forget_acc']:.4f} "
+                  f"AUS {m['aus']:.4f}")
+        if rows and args.save_df:
+            print(f"-> {results.append(args.root, 'original', rows)}")

@@ -1,0 +1,94 @@
+"""Forget sets: one class (CR single), the first k of a fixed class permutation (CR multi), or a
+random set of training samples (HR). Multi-class permutations and HR indices are drawn once and
+stored in the runs tree, so every stage and every rerun forgets exactly the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import paths
+from runtime import UserError
+from storage import atomic_write_json
+
+PERMUTATION_SEED = 0
+
+
+@dataclass(frozen=True)
+class ForgetSet:
+    """What to forget. CR: `classes`; HR: `samples`, indices into the train split."""
+
+    mode: str  # "CR" or "HR"
+    tag: str
+    classes: tuple[int, ...] = ()
+    samples: tuple[int, ...] = ()
+
+    def mask(self, split: str, targets: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Boolean mask of the forget part of a split; `index` = positions in that split (HR)."""
+        if self.mode == "CR":
+            return torch.isin(targets, torch.tensor(self.classes, dtype=targets.dtype, device=targets.device))
+        if split != "train":
+            return torch.zeros_like(targets, dtype=torch.bool)
+        if index is None:
+            index = torch.arange(len(targets), device=targets.device)
+        return torch.isin(index, torch.tensor(self.samples, dtype=index.dtype, device=index.device))
+
+
+def single(c: int) -> ForgetSet:
+    return ForgetSet("CR", f"c{c}", classes=(c,))
+
+
+def class_permutation(root: str, dataset: str, num_classes: int) -> list[int]:
+    """A fixed per-data-set permutation of the classes (seeded, recorded on first use)."""
+    f = paths.forget_set_file(root, dataset, "class_permutation")
+    if f.exists():
+        import json
+        perm = json.loads(f.read_text())["permutation"]
+        if sorted(perm) != list(range(num_classes)):
+            raise UserError(f"{f}: not a permutation of {num_classes} classes; delete it to redraw")
+        return perm
+    perm = np.random.default_rng(PERMUTATION_SEED).permutation(num_classes).tolist()
+    atomic_write_json(f, {"dataset": dataset, "seed": PERMUTATION_SEED, "permutation": perm})
+    return perm
+
+
+def multi(root: str, dataset: str, num_classes: int, k: int) -> ForgetSet:
+    if not 1 <= k < num_classes:
+        raise UserError(f"--num_forget_classes {k}: must be between 1 and {num_classes - 1} for {dataset}")
+    perm = class_permutation(root, dataset, num_classes)
+    return ForgetSet("CR", f"multi{k}", classes=tuple(sorted(perm[:k])))
+
+
+def hr_tag(n: int, seed: int) -> str:
+    return f"hr{n}_s{seed}"
+
+
+def sample_hr(root: str, dataset: str, n_train: int, n: int, seed: int, overwrite: bool = False) -> ForgetSet:
+    """Draw `n` train-split indices with `seed` and store them (SCAR's sample_fgt_samples.py)."""
+    if not 1 <= n < n_train:
+        raise UserError(f"HR forget set of {n} samples: must be between 1 and {n_train - 1} "
+                        f"(the train split of {dataset} has {n_train})")
+    tag = hr_tag(n, seed)
+    f = paths.forget_set_file(root, dataset, tag)
+    if f.exists() and not overwrite:
+        return load_hr(root, dataset, n, seed, n_train)
+    idx = np.sort(np.random.default_rng(seed).choice(n_train, size=n, replace=False)).tolist()
+    atomic_write_json(f, {"dataset": dataset, "seed": seed, "n_train": n_train, "indices": idx})
+    return ForgetSet("HR", tag, samples=tuple(idx))
+
+
+def load_hr(root: str, dataset: str, n: int, seed: int, n_train: int | None = None) -> ForgetSet:
+    import json
+    tag = hr_tag(n, seed)
+    f = paths.forget_set_file(root, dataset, tag)
+    if not f.exists():
+        raise UserError(f"HR forget set {f} not found; run sample_fgt_samples.py --dataset {dataset} "
+                        f"--hr_samples {n} first")
+    d = json.loads(f.read_text())
+    if n_train is not None and d["n_train"] != n_train:
+        raise UserError(f"{f} was drawn from a train split of {d['n_train']} samples, this one has "
+                        f"{n_train} (different --val_fraction?); redraw with sample_fgt_samples.py --overwrite")
+    return ForgetSet("HR", tag, samples=tuple(d["indices"]))

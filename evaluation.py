@@ -1,0 +1,31 @@
+"""Turning model outputs into the metric columns of a result row, the same way in every stage."""
+
+from __future__ import annotations
+
+import torch
+
+import metrics
+from data.forget import ForgetSet
+
+
+def with_masks(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], forget: ForgetSet) -> dict:
+    """{split: (logits, labels)} -> {split: (logits, labels, forget_mask)}."""
+    return {s: (lo, y, forget.mask(s, y)) for s, (lo, y) in outputs.items()}
+
+
+def original_accuracy(outputs: dict, forget: ForgetSet) -> float:
+    """A_or: the original's test accuracy on what is retained (CR) or on all of test (HR), measured."""
+    lo, y, fm = with_masks({"test": outputs["test"]}, forget)["test"]
+    return metrics.accuracy(lo, y, ~fm)
+
+
+def row_metrics(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], forget: ForgetSet, a_or: float,
+                mia: bool = True) -> dict:
+    """Accuracy columns (train/val/test/full × retain/forget), AUS, and the MIA columns."""
+    masked = with_masks(outputs, forget)
+    row = metrics.retain_forget_accuracies(masked)
+    row["a_or"] = a_or
+    metrics.add_aus(row, forget.mode, a_or)
+    if mia:
+        row.update(metrics.mia_columns(masked))
+    return row

@@ -1,0 +1,233 @@
+"""Stage 5 logic: one unlearning run per (original, forget set), as main.py drives it.
+
+For the fc and partial settings the inputs are cached embeddings (real) or synthetic embeddings, all
+resident on the device; the full setting feeds images. Evaluation always uses the real splits:
+train/test for the CSV, val for epoch selection (test only with --select test_aus).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+
+import opts
+import paths
+import results
+from data.forget import ForgetSet
+from embeddings import fingerprint
+from evaluation import original_accuracy, row_metrics
+from feeds import Feed, TensorFeed, predict
+from methods import Context, get_method
+from metrics import accuracy, aus, mean_abs_gap
+from models import CutNet
+from pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
+from runtime import UserError, device_name
+from storage import atomic_torch_save, atomic_write_json, load_checkpoint, save_checkpoint, write_csv
+from synthetic import generate
+from unlearn import run
+
+SCRIPT = "main.py"
+GAP_KEYS = ["test_retain_acc", "test_forget_acc", "mia_efficacy"]
+
+
+@dataclass
+class Inputs:
+    """Everything one original contributes to its runs in one setting."""
+
+    net: CutNet
+    evals: dict[str, Feed]  # real train/val/test, as the tail takes them
+    source: Feed  # what the method trains on (real train embeddings/images, or synthetic)
+    original: dict[str, tuple[torch.Tensor, torch.Tensor]]  # original's {split: (logits, labels)}
+    synthetic_report: dict | None = None
+
+
+def cut_shape(net: CutNet, cut: str, img_size: int) -> tuple[int, ...]:
+    with torch.no_grad():
+        return tuple(net.features_at(torch.zeros(1, 3, img_size, img_size), cut).shape[1:])
+
+
+def load_synthetic(args: argparse.Namespace, n: int, net: CutNet, device: torch.device) -> tuple[TensorFeed, dict]:
+    """Cached synthetic embeddings for this original/cut/noise/quota/seed, generated on first use."""
+    f = paths.synthetic_file(args.root, args.dataset, args.model, args.setting, n, args.noise_type,
+                             args.samples_per_class, args.seed)
+    fp = fingerprint(net)
+    if f.exists() and not args.overwrite:
+        obj = load_checkpoint(f, expect={"dataset": args.dataset, "model": args.model, "cut": args.setting,
+                                         "original": fp})
+        import json
+        report = json.loads(paths.report_file(f).read_text()) if paths.report_file(f).exists() else {}
+        return TensorFeed(obj["x"].to(device), obj["y"].to(device)), report
+    shape = cut_shape(net.cpu(), args.setting, args.img_size)
+    net.to(device)
+    x, y, report = generate(net.tail(args.setting), shape, args.num_classes, args.samples_per_class,
+                            args.noise_type, args.seed, device)
+    missing = {c: v["missing"] for c, v in report["per_class"].items() if v["missing"]}
+    if missing:
+        print(f"warning: synthetic embeddings short of the quota for classes {missing} (see {paths.report_file(f)})")
+    meta = dict(dataset=args.dataset, model=args.model, cut=args.setting, original=fp, noise=args.noise_type,
+                samples_per_class=args.samples_per_class, seed=args.seed, model_num=n)
+    atomic_torch_save({"x": x.cpu(), "y": y.cpu(), "meta": meta}, f)
+    atomic_write_json(paths.report_file(f), report)
+    print(f"synthetic {args.noise_type} embeddings m{n} {args.setting}: {len(y)} samples in {report['seconds']}s -> {f}")
+    return TensorFeed(x, y), report
+
+
+def prepare(args: argparse.Namespace, n: int, device: torch.device) -> Inputs:
+    net = load_original(args, n).to(device)
+    if args.setting == "full":
+        evals = {s: image_feed(args, s, device) for s in ("train", "val", "test")}
+        teacher = net
+    else:
+        evals = {s: load_embeddings(args, n, args.setting, s, device) for s in ("train", "val", "test")}
+        teacher = net.tail(args.setting)
+        f = paths.embeddings_file(args.root, args.dataset, args.model, args.setting, n, "train")
+        emb_fp = load_checkpoint(f)["meta"].get("original")
+        if emb_fp != fingerprint(net):
+            raise UserError(f"{f} was made from another original m{n} (retrained since?); rerun "
+                            f"create_embeddings.py --dataset {args.dataset} --model {args.model} --overwrite")
+    teacher.eval()
+    original = {s: (predict(teacher, f), f.targets) for s, f in evals.items()}
+    source, report = evals["train"], None
+    if args.source == "synthetic":
+        source, report = load_synthetic(args, n, net, device)
+    return Inputs(net, evals, source, original, report)
+
+
+def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, device: torch.device) -> dict[str, Feed]:
+    """Retain/forget/surrogate streams of the source for this forget set."""
+    if fs.mode == "HR" and args.source == "synthetic":
+        raise UserError("HR mode forgets training samples, which synthetic embeddings do not have; use --source real")
+    fmask = fs.mask("train", inp.source.targets.to(device))
+    out = {"retain": inp.source.subset(~fmask), "forget": inp.source.subset(fmask)}
+    if args.setting == "full":
+        from surrogates import surrogate_feed
+        out["surrogate"] = surrogate_feed(args, len(inp.source), device)
+    else:
+        out["surrogate"] = inp.source if method_cls.self_forget else out["retain"]
+    for need in method_cls.needs:
+        if len(out[need]) == 0:
+            raise UserError(f"{method_cls.name} needs {need} data but the {args.source} {need} set of {fs.tag} is empty"
+                            + (" (raise --samples_per_class or try another --noise_type)" if args.source == "synthetic" else ""))
+    return out
+
+
+def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
+    cfg = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    if fs.mode == "CR" and len(fs.classes) == 1 and args.forget_mode == "single":
+        cfg["forget_class"] = fs.classes[0]
+    if args.forget_mode == "multi":
+        cfg["num_forget_classes"] = len(fs.classes)
+    if args.source == "real":
+        cfg.pop("noise_type", None)
+        cfg.pop("samples_per_class", None)
+    return cfg
+
+
+def oracle_columns(args: argparse.Namespace, n: int, fs: ForgetSet, row: dict) -> dict:
+    """The Oracle's metrics for the same dataset/model/model number/forget set, and the mean gap."""
+    rows = [r for r in results.existing(args.root, "oracle").values()
+            if r["dataset"] == args.dataset and r["model"] == args.model and r["model_num"] == str(n)
+            and r["forget_tag"] == fs.tag]
+    if not rows:
+        return {}
+    o = rows[-1]
+    return {"oracle_test_retain_acc": o["test_retain_acc"], "oracle_test_forget_acc": o["test_forget_acc"],
+            "oracle_mia_efficacy": o["mia_efficacy"], "oracle_aus": o["aus"],
+            "gap_oracle": mean_abs_gap(row, o, GAP_KEYS)}
+
+
+def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, device: torch.device) -> dict:
+    """Run (or reload) one unlearning, evaluate it, return its CSV row."""
+    t_start = time.perf_counter()
+    cfg = run_config(args, n, fs)
+    rid = results.run_id(cfg)
+    method_cls = get_method(args.method)
+    feeds = streams(args, inp, fs, method_cls, device)
+    base_tail = inp.net if args.setting == "full" else inp.net.tail(args.setting)
+    tail = copy.deepcopy(base_tail if args.setting != "full" else inp.net.tail("full"))
+    teacher = copy.deepcopy(tail).eval().requires_grad_(False)
+    hp = SimpleNamespace(**{k: getattr(args, k) for k in ("lr", "epochs", "bsize", "momentum", "wd", "scheduler",
+                                                           "temperature", "lambda_1", "lambda_2", "delta", "gamma1",
+                                                           "gamma2", "patience")}, **args.method_hp)
+    ctx = Context(args.num_classes, fs.classes, hp, device, torch.Generator().manual_seed(args.seed))
+    a_or = original_accuracy(inp.original, fs)
+    vlo, vy = inp.original["val"]
+    vmask = fs.mask("val", vy)
+    a_or_val = accuracy(vlo, vy, ~vmask)
+    ckpt = paths.unlearned_ckpt(args.root, args.dataset, args.model, args.setting, args.source, args.method, fs.tag,
+                                n, rid)
+
+    def evaluate(fn, row: dict) -> dict:
+        lo = predict(fn, inp.evals["val"])
+        row["val_retain_acc"], row["val_forget_acc"] = accuracy(lo, vy, ~vmask), accuracy(lo, vy, vmask)
+        forget_acc = row["val_forget_acc"] if fs.mode == "CR" else row.get("train_forget_acc", 0.0)
+        row["val_aus"] = aus(fs.mode, a_or_val, row["val_retain_acc"], forget_acc)
+        row["score"] = row["val_aus"]
+        if args.select == "test_aus":
+            tlo, ty = predict(fn, inp.evals["test"]), inp.original["test"][1]
+            tm = fs.mask("test", ty)
+            tf = accuracy(tlo, ty, tm) if fs.mode == "CR" else row.get("train_forget_acc", 0.0)
+            row["score"] = row["test_aus"] = aus(fs.mode, a_or, accuracy(tlo, ty, ~tm), tf)
+        return row
+
+    torch.manual_seed(args.seed)
+    if args.load_unlearned_model:
+        obj = load_checkpoint(ckpt, expect={"dataset": args.dataset, "model": args.model, "cut": args.setting,
+                                            "forget_tag": fs.tag},
+                              missing_hint="run the same command with --save_model (and without --load_unlearned_model) first")
+        tail.load_state_dict(obj["state_dict"])
+        fields = dict(best_epoch=obj["meta"].get("best_epoch"), epochs_run=0, stop_reason="loaded " + ckpt.name,
+                      time_unlearn_s=float("nan"))
+    else:
+        method = method_cls(tail, teacher, ctx)
+        out = run(method, feeds, feeds["forget"], evaluate, args.select, desc=f"{args.method} m{n} {fs.tag}")
+        tail = out.tail
+        fields = dict(best_epoch=out.best_epoch, epochs_run=out.epochs_run, stop_reason=out.stop_reason,
+                      time_unlearn_s=out.seconds)
+        if args.save_df:
+            cols = list(dict.fromkeys(k for r in out.log for k in r)) or ["epoch"]
+            write_csv(paths.epoch_log(ckpt), [{k: results.fmt(v) for k, v in r.items()} for r in out.log], cols)
+        if args.save_model:
+            save_checkpoint(ckpt, tail.state_dict(), {
+                "dataset": args.dataset, "model": args.model, "num_classes": args.num_classes,
+                "img_size": args.img_size, "cut": args.setting, "method": args.method, "forget_tag": fs.tag,
+                "run_id": rid, "best_epoch": out.best_epoch, "original": fingerprint(inp.net)})
+    tail.eval()
+    outputs = {s: (predict(tail, inp.evals[s]), inp.original[s][1]) for s in ("train", "val", "test")}
+    m = row_metrics(outputs, fs, a_or, mia=args.mia)
+    m.update(oracle_columns(args, n, fs, m))
+    select = args.select + (" (seed's test-split selection)" if args.select == "test_aus" else "")
+    return results.make_row("unlearn", cfg, SCRIPT, m, forget_tag=fs.tag, forget_classes=list(fs.classes),
+                            setting=args.setting, source=args.source, method=args.method,
+                            noise_type=args.noise_type if args.source == "synthetic" else "",
+                            samples_per_class=args.samples_per_class if args.source == "synthetic" else "",
+                            select=select, device=device_name(device), model_num=n,
+                            time_total_s=time.perf_counter() - t_start, **fields)
+
+
+def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    done = results.existing(args.root, "unlearn")
+    rows = []
+    for n in opts.model_nums(args):
+        inp = None
+        for fs in forget_sets(args, len(splits(args)["train"])):
+            if args.run_unlearn:
+                rid = results.run_id(run_config(args, n, fs))
+                if rid in done and not args.overwrite and not args.load_unlearned_model:
+                    print(f"skip: {args.method} m{n} {fs.tag} ({args.setting}/{args.source}) already in "
+                          f"results/unlearn.csv as {rid} (use --overwrite to redo)")
+                    continue
+                inp = inp or prepare(args, n, device)
+                row = unlearn_one(args, n, fs, inp, device)
+                print(f"{args.method} m{n} {fs.tag} {args.setting}/{args.source}: test retain "
+                      f"{float(row['test_retain_acc']):.4f} forget {float(row['test_forget_acc']):.4f} "
+                      f"AUS {float(row['aus']):.4f} best epoch {row['best_epoch']} ({float(row['time_unlearn_s']):.2f}s)")
+                if args.save_df:
+                    results.append(args.root, "unlearn", [row])
+                rows.append(row)
+    return rows

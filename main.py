@@ -1,0 +1,19 @@
+"""Stage 5: unlearning runs. One row per (original, forget set) in <root>/results/unlearn.csv.
+
+    python main.py --dataset digits --model resnet18 --method DELETE --setting fc --source synthetic
+See README for every flag; `--setting fc|partial|full`, `--source real|synthetic`.
+"""
+
+import experiment
+import opts
+from runtime import get_device, run_stage, seed_everything
+
+
+def main() -> None:
+    args = opts.parse_args(stage="main")
+    seed_everything(args.seed, args.deterministic)
+    experiment.main(args, get_device(args.cuda))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,110 @@
+"""The method interface and the one training loop around it.
+
+A method states which data streams it needs ("retain", "forget", "surrogate"), which stream defines
+an epoch (`driver`), and the loss of one step. The loop (batches, optimiser, scheduler, per-epoch
+evaluation, epoch selection, early stopping, NaN guard, timing) is `unlearn.run` and is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+
+from feeds import Feed, cycle
+from models.cutnet import Tail
+
+STREAMS = ("retain", "forget", "surrogate")
+
+
+@dataclass
+class Context:
+    """What every method may read: the task and the resolved hyperparameters."""
+
+    num_classes: int
+    forget_classes: tuple[int, ...]  # CR: the removed classes; HR: empty
+    hp: SimpleNamespace  # lr, epochs, bsize, momentum, wd, scheduler, temperature, lambdas, extras
+    device: torch.device
+    generator: torch.Generator = field(default_factory=torch.Generator)
+
+    @property
+    def class_removal(self) -> bool:
+        return bool(self.forget_classes)
+
+    def retained_classes(self) -> torch.Tensor:
+        keep = torch.ones(self.num_classes, dtype=torch.bool)
+        keep[list(self.forget_classes)] = False
+        return torch.nonzero(keep, as_tuple=True)[0].to(self.device)
+
+    def mask_forget_logits(self, logits: torch.Tensor, y: torch.Tensor, value: float) -> torch.Tensor:
+        """Set the removed classes' logits (CR) or each sample's own class (HR) to `value`."""
+        out = logits.clone()
+        if self.class_removal:
+            out[:, list(self.forget_classes)] = value
+        else:
+            out[torch.arange(len(y), device=y.device), y] = value
+        return out
+
+
+class Method:
+    name: str = ""
+    needs: tuple[str, ...] = ("retain",)
+    driver: str = "retain"
+    optimizer: str = "sgd"  # or "adam"
+    self_forget: bool = False  # surrogates include the forget set (SCAR_self finds it itself)
+
+    def __init__(self, tail: Tail, teacher: Tail, ctx: Context):
+        self.tail, self.teacher, self.ctx, self.hp = tail, teacher, ctx, ctx.hp
+
+    # --- hooks a method may override -------------------------------------------------------------
+    def setup(self, feeds: dict[str, Feed]) -> None:
+        """Once, before the first epoch (teacher statistics, head surgery)."""
+
+    def loss(self, retain: tuple | None, forget: tuple | None, surrogate: tuple | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def epoch_batches(self, feeds: dict[str, Feed], epoch: int) -> Iterator[dict]:
+        """One epoch: every batch of the driver stream, paired with cycled batches of the others."""
+        bs, g = self.hp.bsize, self.ctx.generator
+        others = {k: cycle(feeds[k], bs, g) for k in self.needs if k != self.driver}
+        for batch in feeds[self.driver].batches(bs, shuffle=True, generator=g):
+            yield {self.driver: batch, **{k: next(it) for k, it in others.items()}}
+
+    def train_epoch(self, feeds: dict[str, Feed], epoch: int, step) -> torch.Tensor:
+        """Run one epoch; `step(loss)` applies the update. Returns the summed loss (a tensor, no sync)."""
+        total = torch.zeros((), device=self.ctx.device)
+        for batch in self.epoch_batches(feeds, epoch):
+            loss = self.loss(**{k: batch.get(k) for k in STREAMS})
+            step(loss)
+            total += loss.detach()
+        return total
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation forward (BE evaluates its pruned head)."""
+        return self.tail(x)
+
+    def result(self) -> Tail:
+        """The model this method reports (BE: the pruned head)."""
+        return self.tail
+
+    def should_stop(self, metrics: dict) -> bool:
+        return False
+
+    def monitor(self, forget: Feed | None) -> Feed | None:
+        """The forget set whose train accuracy is logged (and drives stop rules): the one the method uses."""
+        return forget
+
+    # --- helpers ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.teacher(x)
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher ‖ student) on temperature-softened outputs, scaled by T² (Hinton et al.)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1), reduction="batchmean",
+                    log_target=True) * t * t

@@ -1,0 +1,148 @@
+"""SCAR (Bonato et al., 2024): Mahalanobis pull of forget features + distillation on surrogates.
+
+Class statistics: features of the original model (the tail's `features`, i.e. the classifier's
+input) on the surrogate inputs, grouped by the original's prediction, after the Tukey transform
+sign(x)|x|^delta (sign-guarded for negative features such as ViT tokens) and L2 normalisation.
+Per retained class: mean and covariance, shrunk as Σ + γ1·v1·I + γ2·v2·(1−I) (v1 mean diagonal,
+v2 mean non-zero off-diagonal), turned into a correlation matrix and pseudo-inverted. The surrogates
+are the source's retain embeddings (real source), synthetic embeddings (synthetic source, hence
+source-free), or out-of-distribution images (full setting): no real retain set in the last two.
+
+Forget loss: λ1 × squared Mahalanobis distance from each forget sample's transformed feature to
+its target: the nearest retained class, fixed once before the first epoch. Retain loss: λ2 ×
+KL(teacher ‖ student) at the temperature on the surrogates; in class removal, surrogates the teacher
+assigns to a removed class are dropped and the removed logits are set to the batch minimum.
+Adam, no scheduler; stops once train-forget accuracy is below 1% (CR).
+`SCAR_self`: no forget set; surrogates the teacher assigns to a removed class are the forget set.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from feeds import Feed, TensorFeed, cycle, predict
+from methods import register_method
+from methods.base import Method, kd_loss
+
+
+def tukey(f: torch.Tensor, delta: float) -> torch.Tensor:
+    z = f.sign() * f.abs().clamp_min(1e-12).pow(delta)
+    return torch.nn.functional.normalize(z.flatten(1), dim=1)
+
+
+def shrunk_precision(z: torch.Tensor, gamma1: float, gamma2: float) -> torch.Tensor:
+    """Pseudo-inverse of the shrunk correlation matrix of rows `z` (n×D)."""
+    cov = torch.cov(z.T) if len(z) > 1 else torch.zeros(z.shape[1], z.shape[1], device=z.device)
+    eye = torch.eye(len(cov), device=cov.device, dtype=cov.dtype)
+    v1 = cov.diagonal().mean()
+    off = cov * (1 - eye)
+    nz = off != 0
+    v2 = off.sum() / nz.sum().clamp_min(1)
+    cov = cov + gamma1 * v1 * eye + gamma2 * v2 * (1 - eye)
+    sd = cov.diagonal().clamp_min(1e-12).sqrt()
+    corr = cov / torch.outer(sd, sd)
+    return torch.linalg.pinv(corr, hermitian=True)
+
+
+@register_method
+class SCAR(Method):
+    name, needs, driver, optimizer = "SCAR", ("forget", "surrogate"), "surrogate", "adam"
+
+    @torch.no_grad()
+    def _features(self, feed: Feed) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = predict(self.teacher.features, feed, 1024)
+        logits = predict(self.teacher.head, TensorFeed(feats, torch.zeros(len(feats), device=feats.device)), 4096)
+        return tukey(feats, self.hp.delta), logits
+
+    def setup(self, feeds: dict[str, Feed]) -> None:
+        self.prepare(feeds["surrogate"], feeds["forget"])
+
+    def prepare(self, surrogate: Feed, forget: Feed) -> None:
+        """Class statistics from the surrogates; a fixed target class for every forget sample."""
+        hp, ctx = self.hp, self.ctx
+        with torch.no_grad():
+            zs, ls = self._features(surrogate)
+            pred = ls.argmax(1)
+            keep = ~torch.isin(pred, torch.tensor(ctx.forget_classes, dtype=pred.dtype, device=pred.device))
+            self.means, precisions, classes = {}, {}, []
+            for c in pred[keep].unique().tolist():
+                zc = zs[pred == c]
+                if len(zc) >= 2:
+                    self.means[c] = zc.mean(0)
+                    precisions[c] = shrunk_precision(zc, hp.gamma1, hp.gamma2)
+                    classes.append(c)
+            if not classes:
+                from runtime import UserError
+                raise UserError("SCAR: no retained class has two or more surrogate samples to estimate statistics")
+            zf, _ = self._features(forget)
+            yf = forget.targets.to(zf.device)
+            dist = torch.stack([self._mahalanobis(zf, c, precisions[c]) for c in classes], 1)
+            own = torch.tensor(classes, device=zf.device)[None] == yf[:, None]
+            dist[own] = float("inf")  # in HR the nearest class must differ from the sample's own
+            self.targets = torch.tensor(classes, device=zf.device)[dist.argmin(1)]
+            self.precisions = {c: precisions[c] for c in self.targets.unique().tolist()}
+
+    def _mahalanobis(self, z: torch.Tensor, c: int, prec: torch.Tensor) -> torch.Tensor:
+        d = z - self.means[c]
+        return ((d @ prec) * d).sum(1)
+
+    def forget_loss(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        z = tukey(self.tail.features(x), self.hp.delta)
+        t = self.targets[idx]
+        loss = z.new_zeros(())
+        for c in t.unique().tolist():
+            m = t == c
+            loss = loss + self._mahalanobis(z[m], c, self.precisions[c]).sum()
+        return loss / len(x)
+
+    def retain_loss(self, x: torch.Tensor) -> torch.Tensor:
+        teacher = self.teacher_logits(x)
+        if self.ctx.class_removal:
+            fc = list(self.ctx.forget_classes)
+            keep = ~torch.isin(teacher.argmax(1), torch.tensor(fc, device=x.device))
+            teacher = teacher.clone()
+            teacher[:, fc] = teacher.min()
+            x, teacher = x[keep], teacher[keep]
+            if len(x) == 0:
+                return teacher.new_zeros(())
+        return kd_loss(self.tail(x), teacher, self.hp.temperature)
+
+    def loss(self, retain, forget, surrogate):
+        xf, _, idf = forget
+        xs, _, _ = surrogate
+        return self.hp.lambda_1 * self.forget_loss(xf, idf) + self.hp.lambda_2 * self.retain_loss(xs)
+
+    def should_stop(self, metrics: dict) -> bool:
+        return self.ctx.class_removal and metrics.get("train_forget_acc", 1.0) < 0.01
+
+
+@register_method
+class SCAR_self(SCAR):
+    """No forget set: the surrogates the original assigns to a removed class stand in for it."""
+
+    name, needs, self_forget = "SCAR_self", ("surrogate",), True
+
+    def setup(self, feeds: dict[str, Feed]) -> None:
+        if not self.ctx.class_removal:
+            from runtime import UserError
+            raise UserError("SCAR_self is defined for class removal (--mode CR) only")
+        sur = feeds["surrogate"]
+        with torch.no_grad():
+            pred = predict(self.teacher, sur, 1024).argmax(1)
+        mask = torch.isin(pred, torch.tensor(self.ctx.forget_classes, device=pred.device))
+        if not mask.any():
+            from runtime import UserError
+            raise UserError("SCAR_self: the original assigns no surrogate sample to the removed class(es)")
+        self.pseudo_forget = sur.subset(mask)
+        if isinstance(self.pseudo_forget, TensorFeed):
+            self.pseudo_forget = TensorFeed(self.pseudo_forget.x, pred[mask])
+        self.prepare(sur, self.pseudo_forget)
+
+    def monitor(self, forget):
+        return self.pseudo_forget
+
+    def epoch_batches(self, feeds, epoch):
+        bs, g = self.hp.bsize, self.ctx.generator
+        fgt = cycle(self.pseudo_forget, bs, g)
+        for batch in feeds["surrogate"].batches(bs, shuffle=True, generator=g):
+            yield {"surrogate": batch, "forget": next(fgt)}

@@ -1,0 +1,71 @@
+"""Metrics, one definition each, used by every stage (baselines, oracles, unlearning) so that a
+column means the same thing in every CSV. Accuracies are fractions in [0, 1]; NaN marks an empty part
+(e.g. the test forget part in HR mode, where no test sample is forgotten).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    if mask is not None:
+        logits, y = logits[mask], y[mask]
+    if len(y) == 0:
+        return float("nan")
+    return (logits.argmax(1) == y).float().mean().item()
+
+
+def aus(mode: str, a_or: float, a_test_retain: float, a_forget: float) -> float:
+    """Accuracy-Unlearning Score (seeds' definition), with A_or the original's measured accuracy.
+
+    CR: (1 − (A_or − A_test_retain)) / (1 + A_test_forget)
+    HR: (1 − (A_or − A_test)) / (1 + |A_forget − A_test|), A_forget on the forgotten train samples.
+    """
+    if mode == "CR":
+        return (1 - (a_or - a_test_retain)) / (1 + a_forget)
+    return (1 - (a_or - a_test_retain)) / (1 + abs(a_forget - a_test_retain))
+
+
+def retain_forget_accuracies(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict:
+    """`outputs[split] = (logits, labels, forget_mask)` for train/test (and val) -> accuracy columns,
+    plus `full_*` on train+test together."""
+    row = {}
+    for split, (lo, y, fm) in outputs.items():
+        row[f"{split}_retain_acc"] = accuracy(lo, y, ~fm)
+        row[f"{split}_forget_acc"] = accuracy(lo, y, fm)
+    if "train" in outputs and "test" in outputs:
+        lo = torch.cat([outputs["train"][0], outputs["test"][0]])
+        y = torch.cat([outputs["train"][1], outputs["test"][1]])
+        fm = torch.cat([outputs["train"][2], outputs["test"][2]])
+        row["full_retain_acc"] = accuracy(lo, y, ~fm)
+        row["full_forget_acc"] = accuracy(lo, y, fm)
+    return row
+
+
+def add_aus(row: dict, mode: str, a_or: float, split: str = "test") -> dict:
+    """AUS on `split` (test for the CSV, val for epoch selection); HR's forget accuracy is train's."""
+    forget = row[f"{split}_forget_acc"] if mode == "CR" else row["train_forget_acc"]
+    row[f"{split}_aus" if split != "test" else "aus"] = aus(mode, a_or, row[f"{split}_retain_acc"], forget)
+    return row
+
+
+def mean_abs_gap(a: dict, b: dict, keys: list[str]) -> float:
+    """Mean absolute difference over the keys both rows have as finite numbers (gap to the Oracle)."""
+    d = [abs(float(a[k]) - float(b[k])) for k in keys
+         if k in a and k in b and _finite(a[k]) and _finite(b[k])]
+    return sum(d) / len(d) if d else float("nan")
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def mia_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict:
+    """Membership-inference columns (filled in by the evaluation suite)."""
+    return {}

@@ -1,0 +1,83 @@
+"""What the stage scripts share: the original/oracle network description, loading inputs from the
+runs tree (with the stage to run first when one is missing), forget sets and image feeds."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+
+import torch
+
+import paths
+from data import ImageSet, load_splits, make_dataset
+from data.forget import ForgetSet, load_hr, multi, single
+from feeds import ImageFeed, TensorFeed
+from hparams import FORGET_CLASSES, MULTI_K
+from runtime import UserError
+from storage import load_checkpoint
+from training import load_net
+
+
+def net_meta(args: argparse.Namespace, forget_tag: str = "none") -> dict:
+    """What a checkpoint must match: refused on load when any of these differ."""
+    return dict(dataset=args.dataset, model=args.model, num_classes=args.num_classes, img_size=args.img_size,
+                stem=args.stem, forget_tag=forget_tag)
+
+
+def seed_of(args: argparse.Namespace, n: int) -> int:
+    """Original/oracle m<n> is trained with seed + n: independent, reproducible originals."""
+    return args.seed + n
+
+
+@functools.lru_cache(maxsize=4)
+def _splits(dataset: str, data_root: str, val_fraction: float) -> dict[str, ImageSet]:
+    return load_splits(dataset, data_root, val_fraction)
+
+
+def splits(args: argparse.Namespace) -> dict[str, ImageSet]:
+    return _splits(args.dataset, str(args.data_root), args.val_fraction)
+
+
+def image_feed(args: argparse.Namespace, split: str, device: torch.device, images: ImageSet | None = None) -> ImageFeed:
+    """Evaluation-transformed images of a split (no augmentation) as a feed."""
+    imgs = images if images is not None else splits(args)[split]
+    return ImageFeed(make_dataset(args.dataset, imgs, args.img_size, train=False), imgs.targets, device,
+                     args.num_workers)
+
+
+def train_cmd(args: argparse.Namespace) -> str:
+    return f"python training_original.py --dataset {args.dataset} --model {args.model} --n_model {args.n_model}"
+
+
+def load_original(args: argparse.Namespace, n: int):
+    ckpt = paths.original_ckpt(args.root, args.dataset, args.model, n)
+    net, _ = load_net(ckpt, net_meta(args), missing_hint=f"run {train_cmd(args)} first")
+    return net
+
+
+def forget_sets(args: argparse.Namespace, n_train: int | None = None) -> list[ForgetSet]:
+    """The forget sets an invocation covers: --forget_class, each listed class in turn, the first k
+    of the permutation (multi), or the stored HR draw."""
+    if args.mode == "HR":
+        return [load_hr(args.root, args.dataset, args.hr_samples, args.hr_seed, n_train)]
+    if args.forget_mode == "multi":
+        ks = [args.num_forget_classes] if args.num_forget_classes else MULTI_K[args.dataset]
+        return [multi(args.root, args.dataset, args.num_classes, k) for k in ks]
+    classes = [args.forget_class] if args.forget_class is not None else FORGET_CLASSES[args.dataset]
+    return [single(c) for c in classes]
+
+
+def load_embeddings(args: argparse.Namespace, n: int, cut: str, split: str, device: torch.device) -> TensorFeed:
+    f = paths.embeddings_file(args.root, args.dataset, args.model, cut, n, split)
+    hint = (f"run python create_embeddings.py --dataset {args.dataset} --model {args.model} "
+            f"--n_model {n + 1} first")
+    obj = load_checkpoint(f, expect={"dataset": args.dataset, "model": args.model, "cut": cut, "split": split,
+                                     "img_size": args.img_size}, missing_hint=hint)
+    if len(obj["x"]) != len(obj["y"]):
+        raise UserError(f"{f}: {len(obj['x'])} inputs but {len(obj['y'])} labels; delete it and rerun "
+                        f"create_embeddings.py")
+    return TensorFeed(obj["x"].to(device), obj["y"].to(device))
+
+
+__all__ = ["ForgetSet", "forget_sets", "image_feed", "load_embeddings", "load_original", "net_meta", "seed_of",
+           "splits"]

@@ -1,0 +1,97 @@
+"""Result CSVs: one schema, one row per run, appended under a lock (see storage.append_rows).
+
+Files: <root>/results/original.csv (baselines, stage 3), oracle.csv (stage 4), unlearn.csv (stage 5),
+all with `COLUMNS`; training.csv (stages 1 and 4) with `TRAIN_COLUMNS`. The README documents each
+column. `run_id` hashes every option that changes the result, so a rerun of the same configuration
+is recognised (and skipped unless --overwrite); `command` reruns the row exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shlex
+import time
+from pathlib import Path
+
+import opts
+import paths
+from runtime import git_commit, versions
+from storage import append_rows, read_rows
+
+COLUMNS = [
+    "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "mode", "forget_mode",
+    "forget_tag", "forget_classes", "setting", "source", "method", "noise_type", "samples_per_class", "lr",
+    "epochs", "bsize", "select", "best_epoch", "epochs_run", "stop_reason",
+    "train_retain_acc", "train_forget_acc", "val_retain_acc", "val_forget_acc", "test_retain_acc",
+    "test_forget_acc", "full_retain_acc", "full_forget_acc", "a_or", "aus",
+    "mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss",
+    "oracle_test_retain_acc", "oracle_test_forget_acc", "oracle_mia_efficacy", "oracle_aus", "gap_oracle",
+    "time_unlearn_s", "time_total_s", "device", "git_commit", "versions", "config", "command",
+]
+TRAIN_COLUMNS = [
+    "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "forget_tag", "img_size",
+    "epochs", "epochs_run", "best_epoch", "best_val_acc", "test_acc", "bsize", "lr", "world_size", "time_s",
+    "device", "git_commit", "versions", "config", "command",
+]
+KINDS = ("original", "oracle", "unlearn")
+
+
+def run_id(config: dict) -> str:
+    """Hash of the options that change a result (not paths, devices, or what is printed)."""
+    key = {k: v for k, v in config.items() if k not in opts.NON_RESULT_KEYS}
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def rerun_command(script: str, config: dict) -> str:
+    """The exact command line that reproduces one row (every result-changing option spelled out)."""
+    dests = {a.dest: a for a in opts.get_parser()._actions}
+    words = ["python", script]
+    for k, v in config.items():
+        if k not in dests or k in opts.NON_RESULT_KEYS or v is None:
+            continue
+        a = dests[k]
+        flag = a.option_strings[0]
+        if isinstance(v, bool):
+            if v != a.default:
+                words.append(flag if v else "--no-" + flag[2:])
+        elif isinstance(v, list):
+            words += [flag, *map(str, v)]
+        else:
+            words += [flag, str(v)]
+    for k, v in config.get("method_hp", {}).items():
+        words += ["--hp", f"{k}={v}"]
+    return shlex.join(words)
+
+
+def fmt(v) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return " ".join(map(str, v))
+    return "" if v is None else str(v)
+
+
+def make_row(kind: str, config: dict, script: str, metrics: dict, **fields) -> dict:
+    """A CSV row: provenance + configuration + metrics, formatted as strings."""
+    row = dict(run_id=run_id(config), timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"), kind=kind,
+               git_commit=git_commit(), versions=versions(),
+               config=json.dumps(config, sort_keys=True, default=str), command=rerun_command(script, config))
+    for k in ("run_name", "dataset", "model", "model_num", "seed", "mode", "forget_mode", "lr", "epochs", "bsize"):
+        if k in config:
+            row[k] = config[k]
+    row.update(metrics)
+    row.update(fields)
+    return {k: fmt(v) for k, v in row.items()}
+
+
+def append(root: str | Path, kind: str, rows: list[dict]) -> Path:
+    path = paths.results_csv(root, kind)
+    append_rows(path, rows, TRAIN_COLUMNS if kind == "training" else COLUMNS)
+    return path
+
+
+def existing(root: str | Path, kind: str) -> dict[str, dict]:
+    """Rows already in a results CSV, by run_id (the last one wins)."""
+    return {r["run_id"]: r for r in read_rows(paths.results_csv(root, kind))}

@@ -1,0 +1,34 @@
+"""HR mode, step 0 (SCAR's sample_fgt_samples.py): draw the random training samples to forget, once
+per seed, and store their indices (into the train split) under <root>/<dataset>/forget_sets/.
+
+    python sample_fgt_samples.py --dataset cifar10                  # 5,000 samples, seeds 0..9
+    python sample_fgt_samples.py --dataset digits --hr_samples 100 --hr_seed 3
+"""
+
+from __future__ import annotations
+
+import sys
+
+import opts
+import paths
+from data.forget import sample_hr
+from pipeline import splits
+from runtime import run_stage
+
+DEFAULT_SEEDS = range(10)  # SCAR: ten seeds, one Oracle per seed
+
+
+def main() -> None:
+    args = opts.parse_args(stage="sample")
+    n_train = len(splits(args)["train"])
+    seeds = [args.hr_seed] if "--hr_seed" in sys.argv else list(DEFAULT_SEEDS)
+    for s in seeds:
+        existed = paths.forget_set_file(args.root, args.dataset, f"hr{args.hr_samples}_s{s}").exists()
+        fs = sample_hr(args.root, args.dataset, n_train, args.hr_samples, s, overwrite=args.overwrite)
+        state = "kept" if existed and not args.overwrite else "drew"
+        print(f"{state} {len(fs.samples)} of {n_train} train samples, seed {s} -> "
+              f"{paths.forget_set_file(args.root, args.dataset, fs.tag)}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,43 @@
+"""Session fixtures: one tiny digits original (trained once, through the real stage scripts), its
+embeddings and baseline rows, and one Oracle; every test reuses them from a shared runs root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("UNLEARN_PROGRESS", "0")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+FORGET_CLASS = 3
+
+
+def run_stage(script: str, *args: str, root: Path | None = None, check: bool = True, env: dict | None = None,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a stage script the way a user does; returns the completed process (stdout+stderr captured)."""
+    cmd = [sys.executable, str(REPO / script), *args]
+    if root is not None:
+        cmd += ["--root", str(root)]
+    e = {**os.environ, "UNLEARN_PROGRESS": "0", **(env or {})}
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def digits_root(tmp_path_factory) -> Path:
+    """A runs root with original m0 (digits, ResNet-18, default recipe), its embeddings, baseline rows
+    and the Oracle for class FORGET_CLASS."""
+    root = tmp_path_factory.mktemp("runs")
+    run_stage("training_original.py", "--dataset", "digits", "--model", "resnet18", "--n_model", "1", root=root)
+    run_stage("create_embeddings.py", "--dataset", "digits", "--model", "resnet18", root=root)
+    run_stage("test_originalmodel_singleclass.py", "--dataset", "digits", root=root)
+    run_stage("training_oracle.py", "--dataset", "digits", "--forget_class", str(FORGET_CLASS), root=root)
+    return root

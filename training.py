@@ -1,0 +1,220 @@
+"""Training of originals and oracles on images (stage 1 and stage 4), resumable and DDP-aware.
+
+Every epoch reseeds from (seed, epoch) and checkpoints model, optimiser, scheduler, RNG states and
+the best-so-far weights to `<ckpt>.state.pt`; a killed run restarted with the same command resumes
+after its last finished epoch and ends with the same weights as an uninterrupted one. The final
+checkpoint holds the weights of the best validation epoch (not the last one). Under `torchrun`
+(WORLD_SIZE > 1) the same code runs DistributedDataParallel: gloo on CPU, NCCL on CUDA; rank 0
+alone writes files; losses and accuracies are reduced over ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+import paths
+from runtime import progress
+from storage import atomic_torch_save, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+
+def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
+    """Join the torchrun process group when launched by torchrun; no-op under plain python."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{local}")
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), world, local), device
+
+
+def make_optimizer(params, kind: str, lr: float, momentum: float, wd: float) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, scheduler: list, epochs: int):
+    """'cosine' over `epochs`, 'none', or MultiStepLR at integer milestones (gamma 0.1); stepped per epoch."""
+    if scheduler == ["cosine"]:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    if scheduler == ["none"]:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(m) for m in scheduler], gamma=0.1)
+
+
+def _rng_state() -> dict:
+    st = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+@torch.no_grad()
+def evaluate_accuracy(net: torch.nn.Module, ds: Dataset, bsize: int, device: torch.device, dd: Dist,
+                      num_workers: int = 0) -> float:
+    """Accuracy over `ds`, each rank taking every world-th sample, counts summed over ranks."""
+    net.eval()
+    shard = torch.utils.data.Subset(ds, list(range(dd.rank, len(ds), dd.world)))
+    counts = torch.zeros(2, device=device)
+    for x, y in DataLoader(shard, batch_size=bsize, num_workers=num_workers):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with _autocast(device):
+            out = net(_cl(x, device))
+        counts += torch.stack([(out.argmax(1) == y).sum().float(), torch.tensor(float(len(y)), device=device)])
+    dd.sum(counts)
+    return (counts[0] / counts[1].clamp_min(1)).item()
+
+
+def _cl(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def _autocast(device: torch.device):
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, args, ckpt: Path, meta: dict,
+                     device: torch.device, seed: int, desc: str = "train") -> dict:
+    """Train `net` on `train_ds`, keep the best epoch on `val_ds`, write `ckpt` (rank 0). Returns a summary."""
+    dd, device = init_distributed(device)
+    state_file = paths.training_state(ckpt)
+    net.to(device)
+    if device.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None) \
+        if dd.world > 1 else net
+    opt = make_optimizer(net.parameters(), "sgd", args.lr, args.momentum, args.wd)
+    sched = make_scheduler(opt, args.scheduler, args.epochs)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    start, best_acc, best_epoch, best_state, history = 0, -1.0, -1, None, []
+    t0, elapsed_before = time.time(), 0.0
+    if state_file.exists():
+        st = load_checkpoint(state_file, expect={k: meta[k] for k in ("dataset", "model", "num_classes", "img_size")})
+        net.load_state_dict(st["state_dict"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        _set_rng_state(st["rng"])
+        start, best_acc, best_epoch = st["epoch"] + 1, st["best_acc"], st["best_epoch"]
+        best_state, history, elapsed_before = st["best_state"], st["history"], st["elapsed"]
+        if dd.main:
+            print(f"{desc}: resuming {ckpt.name} after epoch {start} (best val acc {best_acc:.4f} at epoch "
+                  f"{best_epoch + 1})")
+    per_rank_bs = max(1, args.bsize // dd.world)
+    bad_epochs = 0 if best_epoch < 0 else (start - 1 - best_epoch)
+    for epoch in range(start, args.epochs):
+        torch.manual_seed(seed * 100003 + epoch)  # augmentation, dropout: a function of (seed, epoch) only
+        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        if dd.world > 1:
+            sampler = torch.utils.data.DistributedSampler(train_ds, dd.world, dd.rank, shuffle=True, seed=seed)
+            sampler.set_epoch(epoch)
+            loader = DataLoader(train_ds, per_rank_bs, sampler=sampler, num_workers=args.num_workers,
+                                pin_memory=device.type == "cuda", drop_last=False, generator=g)
+        else:
+            loader = DataLoader(train_ds, per_rank_bs, shuffle=True, generator=g, num_workers=args.num_workers,
+                                pin_memory=device.type == "cuda", drop_last=len(train_ds) > per_rank_bs)
+        model.train()
+        sums = torch.zeros(3, device=device)  # loss·n, correct, n
+        bar = progress(loader, desc=f"{desc} epoch {epoch + 1}/{args.epochs}", disable=not dd.main)
+        for x, y in bar:
+            x, y = _cl(x.to(device, non_blocking=True), device), y.to(device, non_blocking=True)
+            with _autocast(device):
+                out = model(x)
+                loss = F.cross_entropy(out, y, label_smoothing=args.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sums += torch.stack([loss.detach().float() * len(y), (out.argmax(1) == y).sum().float(),
+                                 torch.tensor(float(len(y)), device=device)])
+            if bar.n % 10 == 0:
+                bar.set_postfix(loss=f"{(sums[0] / sums[2]).item():.3f}", acc=f"{(sums[1] / sums[2]).item():.3f}")
+        sched.step()
+        dd.sum(sums)
+        train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+        if not torch.isfinite(torch.tensor(train_loss)):
+            from runtime import UserError
+            raise UserError(f"{desc}: non-finite training loss at epoch {epoch + 1}; lower --lr "
+                            f"(state of epoch {start} kept in {state_file})")
+        val_acc = evaluate_accuracy(net, val_ds, per_rank_bs * 2, device, dd, args.num_workers)
+        improved = val_acc > best_acc
+        if improved:
+            best_acc, best_epoch, bad_epochs = val_acc, epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        else:
+            bad_epochs += 1
+        history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_acc=val_acc))
+        if dd.main:
+            tqdm.write(f"{desc} epoch {epoch + 1}/{args.epochs}: loss {train_loss:.4f} train acc {train_acc:.4f} "
+                       f"val acc {val_acc:.4f}{' *' if improved else ''}")
+            atomic_torch_save(dict(state_dict=net.state_dict(), optimizer=opt.state_dict(),
+                                   scheduler=sched.state_dict(), rng=_rng_state(), epoch=epoch, best_acc=best_acc,
+                                   best_epoch=best_epoch, best_state=best_state, history=history, meta=meta,
+                                   elapsed=elapsed_before + time.time() - t0), state_file)
+        dd.barrier()
+        if args.patience and bad_epochs >= args.patience:
+            if dd.main:
+                print(f"{desc}: early stop after epoch {epoch + 1} ({args.patience} epochs without improvement)")
+            break
+    summary = dict(best_val_acc=best_acc, best_epoch=best_epoch + 1, epochs_run=len(history),
+                   seconds=elapsed_before + time.time() - t0, world_size=dd.world)
+    if dd.main:
+        save_checkpoint(ckpt, best_state, {**meta, "cut": "full", "best_epoch": best_epoch + 1,
+                                           "val_acc": best_acc, "epochs_run": len(history)}, history=history)
+        state_file.unlink(missing_ok=True)
+    dd.barrier()
+    net.load_state_dict(best_state)
+    return summary
+
+
+def load_net(ckpt: Path, meta: dict, missing_hint: str):
+    """Rebuild a CutNet from a checkpoint after checking it matches `meta` (dataset, model, classes...)."""
+    from models import create_model
+    obj = load_checkpoint(ckpt, expect={k: meta[k] for k in ("dataset", "model", "num_classes", "img_size")},
+                          missing_hint=missing_hint)
+    net = create_model(meta["model"], meta["num_classes"], meta["stem"], meta["img_size"])
+    net.load_state_dict(obj["state_dict"])
+    return net.eval(), obj["meta"]
+

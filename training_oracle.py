@@ -1,0 +1,89 @@
+"""Stage 4: the Oracle, retrained from scratch without the forget set (same recipe as the original).
+
+    python training_oracle.py --dataset digits --model resnet18 --mode CR --forget_class 3
+    python training_oracle.py --dataset cifar100 --forget_mode multi --num_forget_classes 2
+    python training_oracle.py --dataset cifar10 --mode HR --hr_seed 0     (after sample_fgt_samples.py)
+One oracle per (model number, forget set); each writes a row to <root>/results/oracle.csv with the
+same metrics as the originals and unlearned models. The class head keeps all classes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import opts
+import paths
+import results
+from data import make_dataset
+from data.forget import ForgetSet
+from evaluation import original_accuracy, row_metrics
+from feeds import predict
+from models import create_model
+from pipeline import forget_sets, image_feed, load_original, net_meta, seed_of, splits
+from runtime import device_name, get_device, run_stage, seed_everything
+from training import init_distributed, train_classifier
+
+
+def oracle_outputs(net, args, device) -> dict:
+    return {s: (predict(net, f), f.targets) for s in ("train", "val", "test")
+            for f in [image_feed(args, s, device)]}
+
+
+def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
+    ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
+    if ckpt.exists() and not args.overwrite:
+        print(f"skip: {ckpt} exists (use --overwrite to retrain)")
+        return
+    sp = splits(args)
+    train, val = sp["train"], sp["val"]
+    keep_train = ~fs.mask("train", train.targets)
+    keep_val = ~fs.mask("val", val.targets)
+    seed = seed_of(args, n)
+    seed_everything(seed, args.deterministic)
+    net = create_model(args.model, args.num_classes, args.stem, args.img_size, args.pretrained)
+    t0 = time.time()
+    print(f"oracle m{n} {fs.tag}: training on {int(keep_train.sum())}/{len(train)} train samples")
+    summary = train_classifier(net, make_dataset(args.dataset, train.subset(keep_train.nonzero()[:, 0]), args.img_size, True),
+                               make_dataset(args.dataset, val.subset(keep_val.nonzero()[:, 0]), args.img_size, False),
+                               args, ckpt, {**net_meta(args, fs.tag), "seed": seed}, device, seed,
+                               desc=f"oracle m{n} {fs.tag}")
+    dd, dev = init_distributed(device)
+    if not dd.main:
+        return
+    net.eval()
+    outputs = oracle_outputs(net, args, dev)
+    try:
+        orig = load_original(args, n).to(dev)
+        a_or = original_accuracy({"test": (predict(orig, image_feed(args, "test", dev)), outputs["test"][1])}, fs)
+    except Exception as e:  # no original yet: the oracle row is still useful, AUS is not
+        print(f"note: no original m{n} to measure A_or ({e}); AUS left empty")
+        a_or = float("nan")
+    m = row_metrics(outputs, fs, a_or, mia=args.mia)
+    config = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    row = results.make_row("oracle", config, "training_oracle.py", m, forget_tag=fs.tag,
+                           forget_classes=list(fs.classes), seed=seed, best_epoch=summary["best_epoch"],
+                           epochs_run=summary["epochs_run"], time_total_s=time.time() - t0,
+                           device=device_name(dev))
+    if args.save_df:
+        results.append(args.root, "oracle", [row])
+        train_row = results.make_row("oracle", config, "training_oracle.py", {}, forget_tag=fs.tag,
+                                     img_size=args.img_size, epochs_run=summary["epochs_run"],
+                                     best_epoch=summary["best_epoch"], best_val_acc=summary["best_val_acc"],
+                                     test_acc=m["test_retain_acc"], world_size=summary["world_size"],
+                                     time_s=time.time() - t0, device=device_name(dev), seed=seed)
+        results.append(args.root, "training", [{k: v for k, v in train_row.items() if k in results.TRAIN_COLUMNS}])
+    print(f"oracle m{n} {fs.tag}: test retain {m['test_retain_acc']:.4f} forget {m['test_forget_acc']:.4f} "
+          f"train forget {m['train_forget_acc']:.4f} -> {ckpt}")
+
+
+def main() -> None:
+    args = opts.parse_args(stage="oracle")
+    device = get_device(args.cuda)
+    n_train = len(splits(args)["train"])
+    for n in opts.model_nums(args):
+        for fs in forget_sets(args, n_train):
+            train_oracle(args, n, fs, device)
+
+
+if __name__ == "__main__":
+    run_stage(main)
