@@ -27,5 +27,5 @@ def row_metrics(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], forget: F
     row["a_or"] = a_or
     metrics.add_aus(row, forget.mode, a_or)
     if mia:
-        row.update(metrics.mia_columns(masked))
+        row.update(metrics.mia_columns(masked, forget.mode))
     return row
