@@ -37,11 +37,11 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
     "HR": [("test_retain_acc", "A test", "+"), ("train_forget_acc", "A_f train", ""), ("aus", "AUS", "+"),
            ("mia_efficacy", "MIA-eff", ""), ("gap_oracle", "Gap", "-")],
 }
-EXTRA = ["mia_svc", "mia_svc_chance", "mia_loss", "time_unlearn_s", "time_total_s"]  # CSV table only
+EXTRA = ["mia_svc", "mia_svc_chance", "mia_loss", "time_unlearn_s", "time_mia_s", "time_total_s"]  # CSV table only
 NUMERIC = ["lr", "val_aus", "aus", "a_or", "train_retain_acc", "train_forget_acc", "val_retain_acc", "val_forget_acc",
            "test_retain_acc", "test_forget_acc", "mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss",
-           "gap_oracle", "time_unlearn_s", "time_total_s"]
-UNSCALED = {"aus", "time_unlearn_s", "time_total_s"}  # everything else is a fraction, shown in %
+           "gap_oracle", "time_unlearn_s", "time_mia_s", "time_total_s"]
+UNSCALED = {"aus", "time_unlearn_s", "time_mia_s", "time_total_s"}  # everything else is a fraction, shown in %
 REPEAT_KEYS = {"forget_tag", "forget_class", "model_num", "hr_seed", "seed", "mia"}
 ORIGINAL, ORACLE = "Original", "Oracle"
 
@@ -224,7 +224,7 @@ def fmt_cell(col: str, mean: float, std: float, n: int, pm: str = " ± ") -> str
     if n == 0 or not math.isfinite(mean):
         return "–"
     scale, digits = (1.0, 3) if col == "aus" else (100.0, 2)
-    if col in ("time_unlearn_s", "time_total_s"):
+    if col in ("time_unlearn_s", "time_mia_s", "time_total_s"):
         scale, digits = 1.0, 2
     s = f"{mean * scale:.{digits}f}"
     return s + (f"{pm}{std * scale:.{digits}f}" if math.isfinite(std) else "")
