@@ -178,13 +178,18 @@ def _line(method: str, source: str, needs: tuple[str, str], g: pd.DataFrame, dat
     return line
 
 
+def _repeat_key(df: pd.DataFrame) -> pd.Series:
+    return df["dataset"] + "/" + df["model_num"].astype(str) + "/" + df["forget_tag"]
+
+
 def _mark(b: bool) -> str:
     return "✓" if b else "✗"
 
 
 def build(df: pd.DataFrame) -> list[Table]:
-    """One Table per (model, setting, scenario) among the unlearning rows (Original and Oracle rows
-    join every table of their model and scenario)."""
+    """One Table per (model, setting, scenario) among the unlearning rows. The Original and Oracle
+    rows of that model and scenario join it, restricted to the (data set, model number, forget set)s
+    its unlearning rows cover, so that every line averages over the same forget sets."""
     un = select_best(df[df["kind"] == "unlearn"])
     keys = sorted({(r.model, r.setting, r.scenario) for r in un.itertuples()})
     if not keys:
@@ -194,6 +199,8 @@ def build(df: pd.DataFrame) -> list[Table]:
     for model, setting, scen in keys:
         u = un[(un["model"] == model) & (un["setting"] == setting) & (un["scenario"] == scen)] if len(un) else un
         base = df[(df["model"] == model) & (df["scenario"] == scen)]
+        if len(u):  # Original and Oracle over the same (data set, original, forget set)s as the methods
+            base = base[_repeat_key(base).isin(set(_repeat_key(u)))]
         orig, orac = base[base["kind"] == "original"], base[base["kind"] == "oracle"]
         part = pd.concat([u, orig, orac])
         datasets = sorted(part["dataset"].unique())
@@ -223,9 +230,7 @@ def build(df: pd.DataFrame) -> list[Table]:
 def fmt_cell(col: str, mean: float, std: float, n: int, pm: str = " ± ") -> str:
     if n == 0 or not math.isfinite(mean):
         return "–"
-    scale, digits = (1.0, 3) if col == "aus" else (100.0, 2)
-    if col in ("time_unlearn_s", "time_mia_s", "time_total_s"):
-        scale, digits = 1.0, 2
+    scale, digits = (1.0, 3 if col == "aus" else 2) if col in UNSCALED else (100.0, 2)
     s = f"{mean * scale:.{digits}f}"
     return s + (f"{pm}{std * scale:.{digits}f}" if math.isfinite(std) else "")
 
