@@ -115,7 +115,8 @@ def per_class(t: Table, ds: str, root: str, stem: str) -> Path | None:
     for ax in list(axes.flat)[len(runs):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6, loc="lower left")
-    fig.suptitle(f"{ds} {t.model} {t.setting}: per-class test accuracy, forget set {tag} (shaded), m{n}", fontsize=9)
+    fig.suptitle(f"{ds} {t.model} {t.setting}: per-class test accuracy, forget set {tag} (shaded), m{n}", fontsize=9, y=1.0)
+    fig.tight_layout()
     return _save(fig, paths.plot_file(root, f"{stem}_per_class_{tag}"))
 
 
