@@ -69,8 +69,10 @@ def source_label(row: pd.Series) -> str:
 def load(root: str) -> pd.DataFrame:
     """Every row of original.csv, oracle.csv and unlearn.csv (a rerun's row replaces the earlier one),
     with numeric metric columns, the scenario, and gaps to the Oracle filled in where the Oracle was
-    trained after the row was written."""
-    frames = [pd.DataFrame(list(results.existing(root, k).values())) for k in results.KINDS]
+    trained after the row was written. Rows of an older schema get empty cells for the columns
+    they lack."""
+    frames = [pd.DataFrame(list(results.existing(root, k).values())).reindex(columns=results.COLUMNS)
+              for k in results.KINDS]
     frames = [f for f in frames if len(f)]
     if not frames:
         raise UserError(f"no result rows under {paths.results_csv(root, 'x').parent}; run the stages first "
