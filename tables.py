@@ -26,7 +26,7 @@ import results
 from data.forget import single
 from experiment import real_data_needs
 from methods import list_methods
-from metrics import gap_to_oracle
+from metrics import GAP_KEYS, gap_to_oracle
 from runtime import UserError
 from storage import atomic_write_text, write_csv
 
@@ -92,7 +92,7 @@ def _fill_gaps(df: pd.DataFrame) -> None:
         oracles[(r["dataset"], r["model"], r["model_num"], r["forget_tag"])] = r.to_dict()
     for i, r in df[(df["kind"] != "oracle") & df["gap_oracle"].isna()].iterrows():
         o = oracles.get((r["dataset"], r["model"], r["model_num"], r["forget_tag"]))
-        if o is not None:
+        if o is not None and r["mode"] in GAP_KEYS:
             df.loc[i, "gap_oracle"] = gap_to_oracle(r.to_dict(), o, r["mode"])
 
 
