@@ -272,6 +272,7 @@ def to_latex(t: Table) -> str:
     sym = {"✓": r"\checkmark", "✗": r"$\times$", "–": "--", "": ""}
     arrows = {"+": r"$\uparrow$", "-": r"$\downarrow$", "": ""}
     lines = [r"% " + f"{t.model}, {t.setting}, {t.scenario}: accuracies, MIA and Gap in \\%, mean $\\pm$ std",
+             r"% needs \usepackage{booktabs,amssymb}",
              r"\begin{tabular}{" + spec + "}", r"\toprule",
              " & & & " + " ".join(f"& \\multicolumn{{{per}}}{{c}}{{{_tex(ds)}}}" for ds in t.datasets) + r" \\",
              r"Method & Source & $D_r$ & $D_f$ "
