@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FORGET_CLASS, REPO
 
 import paths
 import results
 import storage
-from conftest import FORGET_CLASS, REPO
 from runtime import UserError
 
 DS, MODEL = "digits", "resnet18"
@@ -153,8 +153,8 @@ def _writer_loop(path: str) -> None:
 
 
 def test_sigkill_at_random_moments_never_leaves_a_truncated_file(tmp_path):
-    """A writer rewriting an 4 MB tensor file in a loop, SIGKILLed at random moments: the file always
-    loads whole; the temporary files of dead writers are removed by the next write."""
+    """A writer rewriting a 4 MB tensor file in a loop, SIGKILLed at random moments of a write: the file
+    always loads whole (old or new); the temporary files of dead writers are removed by the next write."""
     f = tmp_path / "t.pt"
     storage.atomic_torch_save({"i": 0, "x": torch.zeros(1 << 20)}, f)
     rng = random.Random(0)
@@ -162,12 +162,16 @@ def test_sigkill_at_random_moments_never_leaves_a_truncated_file(tmp_path):
     for _ in range(6):
         p = mp.get_context("fork").Process(target=_writer_loop, args=(str(f),))
         p.start()
-        time.sleep(rng.uniform(0.05, 0.6))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(f".{p.pid}." in t.name for t in tmp_files(tmp_path)):
+            pass  # until this writer has begun a write
+        time.sleep(rng.uniform(0, 0.02))
         os.kill(p.pid, signal.SIGKILL)
         p.join()
         obj = storage.torch_load(f)
         assert obj["x"].shape == (1 << 20,) and bool((obj["x"] == obj["i"]).all())
         seen_tmp += len(tmp_files(tmp_path))
+    assert seen_tmp > 0  # some kills did land inside a write
     storage.atomic_torch_save({"i": -1, "x": torch.zeros(1)}, f)
     assert tmp_files(tmp_path) == []  # stale ones (dead pids) cleaned
 
