@@ -344,14 +344,22 @@ def test_pickled_callable_is_refused_and_never_runs(runs, tmp_path, capsys):
     one_line_error(err, str(ckpt), "refused to load", "weights_only")
 
 
+def _sources() -> dict[str, str]:
+    return {str(p.relative_to(REPO)): p.read_text() for p in REPO.rglob("*.py")
+            if not {".venv", "tests"} & set(p.relative_to(REPO).parts)}
+
+
 def test_every_torch_load_is_weights_only():
     """Static guard: no torch.load in the code base without weights_only=True."""
-    calls = []
-    for p in REPO.rglob("*.py"):
-        if ".venv" in p.parts or "tests" in p.parts:
-            continue
-        calls += [(p.name, m.group(0)) for m in re.finditer(r"torch\.load\([^)]*\)", p.read_text())]
+    calls = [(f, m.group(0)) for f, text in _sources().items() for m in re.finditer(r"torch\.load\([^)]*\)", text)]
     assert calls and all("weights_only=True" in c for _, c in calls), calls
+
+
+def test_outputs_are_written_through_storage():
+    """Static guard: tensors, plots and tables are written only by storage.py's atomic writers."""
+    direct = re.compile(r"torch\.save\(|\.savefig\(|\.to_csv\(|open\([^)]*[\"'][wa]b?[\"']")
+    found = [(f, m.group(0)) for f, text in _sources().items() if f != "storage.py" for m in direct.finditer(text)]
+    assert found == [], f"write these through storage.atomic_*: {found}"
 
 
 @pytest.mark.parametrize("key,value", [("dataset", "cifar10"), ("model", "resnet50"), ("num_classes", 100)])
