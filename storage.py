@@ -218,6 +218,14 @@ def _cut_torn_tail(path: Path) -> None:
     print(f"warning: {path}: removed a torn last row ({size - keep} bytes) left by a killed writer", file=sys.stderr)
 
 
+def _cut_torn_header(path: Path, columns: list[str]) -> None:
+    """A writer killed inside the very first append leaves a prefix of our header line: empty the file
+    (a foreign file is never touched: it is not a prefix of the header)."""
+    line = (",".join(columns) + "\n").encode()
+    if path.exists() and 0 < path.stat().st_size < len(line) and line.startswith(path.read_bytes()):
+        os.truncate(path, 0)
+
+
 def append_rows(path: str | Path, rows: list[dict], columns: list[str]) -> None:
     """Append rows under the lock; writes the header when the file is new. Unknown keys are an error.
 
@@ -230,6 +238,7 @@ def append_rows(path: str | Path, rows: list[dict], columns: list[str]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     with locked(path):
+        _cut_torn_header(path, columns)
         check_schema(path, columns)
         _cut_torn_tail(path)
         if _header(path) is None:

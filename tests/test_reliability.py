@@ -274,6 +274,18 @@ def test_torn_row_is_ignored_and_repaired(tmp_path, capsys):
     assert "torn last row" in capsys.readouterr().err
 
 
+def test_torn_header_is_repaired_foreign_file_is_not(tmp_path):
+    cols = ["alpha", "beta"]
+    f, g = tmp_path / "torn.csv", tmp_path / "foreign.csv"
+    f.write_text("alpha,be")
+    g.write_text("gamma")
+    storage.append_rows(f, [{"alpha": 1, "beta": 2}], cols)
+    assert f.read_text() == "alpha,beta\n1,2\n"
+    with pytest.raises(UserError, match="foreign CSV schema"):
+        storage.append_rows(g, [{"alpha": 1, "beta": 2}], cols)
+    assert g.read_text() == "gamma"
+
+
 def test_append_on_full_disk_leaves_csv_unchanged(tmp_path, monkeypatch):
     cols = ["a", "b"]
     f = tmp_path / "r.csv"
@@ -308,9 +320,8 @@ def test_training_killed_after_epoch_resumes_to_identical_weights(tmp_path, caps
     ckpt = paths.original_ckpt(cut, DS, MODEL, 0)
     assert not ckpt.exists() and storage.torch_load(paths.training_state(ckpt))["epoch"] == 0
     state = tree(cut)
-    bad = [a if a != "0.05" else "0.01" for a in TRAIN] + ["--lr", "0.01"]
-    code, out, err = stage(capsys, "training_original.py", *bad, root=cut)
-    one_line_error(err, "other options", "--lr")
+    code, out, err = stage(capsys, "training_original.py", *TRAIN, "--lr", "0.01", root=cut)
+    one_line_error(err, "other options", "(now 0.01)")
     assert code == 2 and tree(cut) == state
     code, log = forked_stage(tmp_path, "training_original.py", *TRAIN, "--root", str(cut))
     assert code == 0, log
