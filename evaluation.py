@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 import metrics
@@ -21,11 +23,14 @@ def original_accuracy(outputs: dict, forget: ForgetSet) -> float:
 
 def row_metrics(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], forget: ForgetSet, a_or: float,
                 mia: bool = True) -> dict:
-    """Accuracy columns (train/val/test/full × retain/forget), AUS, and the MIA columns."""
+    """Accuracy columns (train/val/test/full × retain/forget), AUS, and the MIA columns with the
+    seconds they took (`time_mia_s`, part of the run's `time_total_s`)."""
     masked = with_masks(outputs, forget)
     row = metrics.retain_forget_accuracies(masked)
     row["a_or"] = a_or
     metrics.add_aus(row, forget.mode, a_or)
     if mia:
-        row.update(metrics.mia_columns(masked))
+        t0 = time.perf_counter()
+        row.update(metrics.mia_columns(masked, forget.mode))
+        row["time_mia_s"] = time.perf_counter() - t0
     return row

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -23,16 +24,15 @@ from embeddings import fingerprint
 from evaluation import original_accuracy, row_metrics
 from feeds import Feed, TensorFeed, predict
 from methods import Context, get_method
-from metrics import accuracy, aus, mean_abs_gap
+from metrics import accuracy, add_aus, aus, gap_to_oracle
 from models import CutNet
 from pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
 from runtime import Diverged, UserError, device_name
-from storage import atomic_torch_save, atomic_write_json, load_checkpoint, save_checkpoint, write_csv
+from storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from synthetic import generate
 from unlearn import run
 
 SCRIPT = "main.py"
-GAP_KEYS = ["test_retain_acc", "test_forget_acc", "mia_efficacy"]
 
 
 @dataclass
@@ -59,7 +59,6 @@ def load_synthetic(args: argparse.Namespace, n: int, net: CutNet, device: torch.
     if f.exists() and not args.overwrite:
         obj = load_checkpoint(f, expect={"dataset": args.dataset, "model": args.model, "cut": args.setting,
                                          "original": fp})
-        import json
         report = json.loads(paths.report_file(f).read_text()) if paths.report_file(f).exists() else {}
         return TensorFeed(obj["x"].to(device), obj["y"].to(device)), report
     shape = cut_shape(net.cpu(), args.setting, args.img_size)
@@ -116,6 +115,23 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
     return out
 
 
+def real_data_needs(method: str, setting: str, source: str, surrogate_dataset: str | None = None) -> tuple[bool, bool]:
+    """(needs real retain data, needs real forget data) of a method as `streams` feeds it: a synthetic
+    source needs neither; surrogates are the retain embeddings in fc/partial (all of train for a
+    self-forgetting method) and out-of-distribution images in the full setting (unless
+    --surrogate_dataset retain)."""
+    if source == "synthetic":
+        return False, False
+    cls = get_method(method)
+    uses = set(cls.needs)
+    if "surrogate" in uses:
+        if setting != "full":
+            uses |= {"retain", "forget"} if cls.self_forget else {"retain"}
+        elif surrogate_dataset == "retain":
+            uses.add("retain")
+    return "retain" in uses, "forget" in uses
+
+
 def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
     cfg = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
     if fs.mode == "CR" and len(fs.classes) == 1 and args.forget_mode == "single":
@@ -128,17 +144,33 @@ def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
     return cfg
 
 
+def find_oracle(root, dataset: str, model: str, n: int, fs: ForgetSet, img_size: int | None = None) -> dict | None:
+    """The newest oracle.csv row for this data set, model, model number and forget set (and input size,
+    when both sides record it): the Oracle an unlearned model is compared with."""
+    best = None
+    for r in read_rows(paths.results_csv(root, "oracle")):
+        if (r.get("dataset"), r.get("model"), r.get("model_num"), r.get("forget_tag")) != (dataset, model, str(n), fs.tag):
+            continue
+        if img_size is not None:
+            try:
+                size = json.loads(r.get("config") or "{}").get("img_size")
+            except json.JSONDecodeError:
+                size = None
+            if size is not None and int(size) != int(img_size):
+                continue
+        best = r  # file order: a retrained Oracle's row comes later and wins
+    return best
+
+
 def oracle_columns(args: argparse.Namespace, n: int, fs: ForgetSet, row: dict) -> dict:
-    """The Oracle's metrics for the same dataset/model/model number/forget set, and the mean gap."""
-    rows = [r for r in results.existing(args.root, "oracle").values()
-            if r["dataset"] == args.dataset and r["model"] == args.model and r["model_num"] == str(n)
-            and r["forget_tag"] == fs.tag]
-    if not rows:
+    """The Oracle's metrics for the same dataset/model/model number/forget set, and the mean gap
+    (metrics.gap_to_oracle); nothing when that Oracle has no row."""
+    o = find_oracle(args.root, args.dataset, args.model, n, fs, args.img_size)
+    if o is None:
         return {}
-    o = rows[-1]
     return {"oracle_test_retain_acc": o["test_retain_acc"], "oracle_test_forget_acc": o["test_forget_acc"],
-            "oracle_mia_efficacy": o["mia_efficacy"], "oracle_aus": o["aus"],
-            "gap_oracle": mean_abs_gap(row, o, GAP_KEYS)}
+            "oracle_train_forget_acc": o["train_forget_acc"], "oracle_mia_efficacy": o["mia_efficacy"],
+            "oracle_aus": o["aus"], "gap_oracle": gap_to_oracle(row, o, fs.mode)}
 
 
 def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, device: torch.device) -> dict:
@@ -200,6 +232,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
     tail.eval()
     outputs = {s: (predict(tail, inp.evals[s]), inp.original[s][1]) for s in ("train", "val", "test")}
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
+    add_aus(m, fs.mode, a_or_val, split="val")  # the selection criterion of the reported model
     m.update(oracle_columns(args, n, fs, m))
     select = args.select + (" (seed's test-split selection)" if args.select == "test_aus" else "")
     return results.make_row("unlearn", cfg, SCRIPT, m, forget_tag=fs.tag, forget_classes=list(fs.classes),

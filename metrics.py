@@ -18,6 +18,14 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = 
     return (logits.argmax(1) == y).float().mean().item()
 
 
+def class_accuracies(logits: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """Accuracy of each class 0..C-1 (C = logits' width; NaN for a class without samples)."""
+    c = logits.shape[1]
+    hits = torch.bincount(y[logits.argmax(1) == y], minlength=c)[:c].double()
+    counts = torch.bincount(y, minlength=c)[:c].double()
+    return (hits / counts).tolist()
+
+
 def aus(mode: str, a_or: float, a_test_retain: float, a_forget: float) -> float:
     """Accuracy-Unlearning Score (seeds' definition), with A_or the original's measured accuracy.
 
@@ -31,7 +39,7 @@ def aus(mode: str, a_or: float, a_test_retain: float, a_forget: float) -> float:
 
 def retain_forget_accuracies(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict:
     """`outputs[split] = (logits, labels, forget_mask)` for train/test (and val) -> accuracy columns,
-    plus `full_*` on train+test together."""
+    plus `full_*` on train+test together and the per-class test accuracies (for the per-class plot)."""
     row = {}
     for split, (lo, y, fm) in outputs.items():
         row[f"{split}_retain_acc"] = accuracy(lo, y, ~fm)
@@ -42,6 +50,8 @@ def retain_forget_accuracies(outputs: dict[str, tuple[torch.Tensor, torch.Tensor
         fm = torch.cat([outputs["train"][2], outputs["test"][2]])
         row["full_retain_acc"] = accuracy(lo, y, ~fm)
         row["full_forget_acc"] = accuracy(lo, y, fm)
+    if "test" in outputs:
+        row["test_class_acc"] = [round(a, 4) for a in class_accuracies(*outputs["test"][:2])]
     return row
 
 
@@ -52,11 +62,23 @@ def add_aus(row: dict, mode: str, a_or: float, split: str = "test") -> dict:
     return row
 
 
+# Gap to the Oracle: the metrics compared. HR has no test forget part; its forget accuracy is the
+# forgotten train samples' (as in AUS).
+GAP_KEYS: dict[str, list[str]] = {"CR": ["test_retain_acc", "test_forget_acc", "mia_efficacy"],
+                                  "HR": ["test_retain_acc", "train_forget_acc", "mia_efficacy"]}
+
+
 def mean_abs_gap(a: dict, b: dict, keys: list[str]) -> float:
-    """Mean absolute difference over the keys both rows have as finite numbers (gap to the Oracle)."""
-    d = [abs(float(a[k]) - float(b[k])) for k in keys
-         if k in a and k in b and _finite(a[k]) and _finite(b[k])]
-    return sum(d) / len(d) if d else float("nan")
+    """Mean absolute difference over `keys`; NaN unless every key is a finite number in both rows, so
+    that gaps of different rows always average the same metrics."""
+    if not all(k in a and k in b and _finite(a[k]) and _finite(b[k]) for k in keys):
+        return float("nan")
+    return sum(abs(float(a[k]) - float(b[k])) for k in keys) / len(keys)
+
+
+def gap_to_oracle(row: dict, oracle: dict, mode: str) -> float:
+    """Mean absolute gap between a row and the Oracle's row for the same forget set (GAP_KEYS)."""
+    return mean_abs_gap(row, oracle, GAP_KEYS[mode])
 
 
 def _finite(v) -> bool:
@@ -66,6 +88,8 @@ def _finite(v) -> bool:
         return False
 
 
-def mia_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict:
-    """Membership-inference columns (filled in by the evaluation suite)."""
-    return {}
+def mia_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str) -> dict:
+    """Membership-inference columns mia_svc, mia_svc_chance, mia_efficacy, mia_loss (see mia.py);
+    NaN where a part an attack needs is empty."""
+    import mia
+    return mia.attack_columns(outputs, mode)

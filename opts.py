@@ -16,7 +16,9 @@ from data import get_info, list_datasets
 from methods import list_methods
 from models import FAMILY, list_models
 
-STAGES = ("train", "oracle", "embed", "baseline", "main", "sample")
+STAGES = ("train", "oracle", "embed", "baseline", "main", "sample", "collect")
+# collect_results.py: these options filter the result rows (unset = every value)
+COLLECT_FILTERS = ("dataset", "model", "setting", "source", "method", "mode", "forget_mode")
 SETTINGS = ("fc", "partial", "full")
 SOURCES = ("real", "synthetic")
 NOISES = ("gaussian", "uniform", "laplace", "gumbel", "bernoulli")
@@ -145,6 +147,10 @@ def get_parser() -> Parser:
     g.add_argument("--save_df", action=B, default=True, help="append result rows to the CSVs under <root>/results")
     g.add_argument("--push_results", action="store_true", help="seed B: push to Google Docs (not supported offline; ignored)")
     g.add_argument("--mia", action=B, default=True, help="compute the membership-inference metrics")
+
+    g = p.add_argument_group("result tables (collect_results.py; --dataset/--model/--setting/--source/--method/"
+                             "--mode/--forget_mode/--forget_class/--num_forget_classes filter the rows, unset = all)")
+    g.add_argument("--plots", action=B, default=True, help="collect_results.py: also draw the PNG figures")
     return p
 
 
@@ -179,6 +185,11 @@ def parse_args(argv: list[str] | None = None, stage: str = "main") -> argparse.N
     """Parse, validate against the data set/model/method, and fill unset options from hparams."""
     assert stage in STAGES, stage
     p = get_parser()
+    if stage == "collect":
+        p.set_defaults(**dict.fromkeys(COLLECT_FILTERS))
+        args = p.parse_args(argv)
+        args.stage, args.root = stage, args.root or paths.default_root()
+        return args
     args = p.parse_args(argv)
     args.stage = stage
     info = get_info(args.dataset)
@@ -228,7 +239,7 @@ def model_nums(args: argparse.Namespace) -> list[int]:
 # Options that do not change a result (where files go, how fast, what is printed): left out of run ids.
 NON_RESULT_KEYS = {"cuts", "run_name", "root", "data_root", "cuda", "num_workers", "overwrite", "save_model", "save_df",
                    "push_results", "run_original", "run_unlearn", "run_rt_model", "load_unlearned_model", "stage",
-                   "n_model", "hp"}
+                   "n_model", "hp", "plots"}
 
 
 # Options that only unlearning runs read: left out of the configuration of training/baseline rows.

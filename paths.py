@@ -9,7 +9,8 @@
     <root>/<dataset>/<model>/unlearned/<setting>/<source>/<method>/<tag>/m<n>_<run_id>.pt
     <root>/<dataset>/<model>/unlearned/.../m<n>_<run_id>.log.csv  per-epoch log of an unlearning run
     <root>/results/<kind>.csv                                     original.csv, oracle.csv, unlearn.csv
-    <root>/plots/...                                              figures
+    <root>/tables/<name>.{csv,md,tex}                             collect_results.py's paper-style tables
+    <root>/plots/<name>.png                                       collect_results.py's figures
 
 The root is `--root`, else $UNLEARN_ROOT, else ./runs.
 """
@@ -77,3 +78,16 @@ def results_csv(root: str | Path, kind: str) -> Path:
 
 def plots_dir(root: str | Path) -> Path:
     return Path(root) / "plots"
+
+
+def plot_file(root: str | Path, name: str) -> Path:
+    return plots_dir(root) / f"{name}.png"
+
+
+def tables_dir(root: str | Path) -> Path:
+    return Path(root) / "tables"
+
+
+def table_file(root: str | Path, name: str, ext: str) -> Path:
+    """A results table; `ext` is csv, md or tex."""
+    return tables_dir(root) / f"{name}.{ext}"

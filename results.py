@@ -25,10 +25,11 @@ COLUMNS = [
     "forget_tag", "forget_classes", "setting", "source", "method", "noise_type", "samples_per_class", "lr",
     "epochs", "bsize", "select", "best_epoch", "epochs_run", "stop_reason",
     "train_retain_acc", "train_forget_acc", "val_retain_acc", "val_forget_acc", "test_retain_acc",
-    "test_forget_acc", "full_retain_acc", "full_forget_acc", "a_or", "aus",
+    "test_forget_acc", "full_retain_acc", "full_forget_acc", "a_or", "aus", "val_aus",
     "mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss",
-    "oracle_test_retain_acc", "oracle_test_forget_acc", "oracle_mia_efficacy", "oracle_aus", "gap_oracle",
-    "time_unlearn_s", "time_total_s", "device", "git_commit", "versions", "config", "command",
+    "oracle_test_retain_acc", "oracle_test_forget_acc", "oracle_train_forget_acc",
+    "oracle_mia_efficacy", "oracle_aus", "gap_oracle",
+    "time_unlearn_s", "time_mia_s", "time_total_s", "test_class_acc", "device", "git_commit", "versions", "config", "command",
 ]
 TRAIN_COLUMNS = [
     "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "forget_tag", "img_size",

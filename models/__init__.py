@@ -48,6 +48,6 @@ def load_pretrained(weights, name: str) -> dict:
                         f"with internet access ({weights.url}), or drop --pretrained") from None
 
 
-from models import resnet, swin, vit  # noqa: E402,F401  (registers the backbones)
+from models import resnet, vit, swin  # noqa: E402,F401,I001  (registers the backbones, in this order)
 
 __all__ = ["CUTS", "CutNet", "Tail", "create_model", "list_models", "make_head", "register_model"]

@@ -1,0 +1,155 @@
+"""Membership-inference attacks (MIA) on a model's outputs: the three attacks of the metrics columns.
+
+Every attack reads logits (N×C, any device) and labels; the per-sample features (softmax, true-class
+confidence, cross-entropy loss) are computed on the device and only those leave it, as float64 numpy
+arrays, for scikit-learn. Large groups are subsampled without replacement by index (numpy
+`default_rng(SEED)`; at most `MAX_PER_GROUP` rows per group, `SVC_MAX_PER_GROUP` for attack a), so
+the attacks are deterministic, cost seconds on a CPU even at TinyImageNet scale, and never shuffle a
+torch tensor with numpy (the seed's defect that duplicated rows). An attack returns NaN when a group
+it needs has fewer than `MIN_PER_GROUP` samples (or the forget set is empty) or a feature is not
+finite. The protocols and the direction of "better" are in README § Metrics and membership inference.
+
+    a. svc_softmax: the seed's attack. RBF SVC on softmax vectors, members vs non-members, over
+       `SPLITS` stratified 70/30 splits (C, gamma grid-searched by 3-fold CV on the first split's 70%,
+       then kept): mean held-out accuracy and chance level.
+    b. efficacy: the field's MIA-efficacy (Jia et al. 2023, SalUn). SVC(C=3, gamma='auto', RBF) on the
+       true-class confidence, fitted on retain-train (members) vs test (non-members), balanced;
+       applied to the forget set: the fraction predicted non-member.
+    c. loss_attack: logistic regression on the per-sample loss, forget vs test, balanced: 5-fold
+       cross-validated accuracy.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SEED = 0
+MAX_PER_GROUP = 1000  # rows kept per group (members / non-members / forget) after subsampling
+SVC_MAX_PER_GROUP = 500  # svc_softmax fits 23 SVCs on C-dim inputs: its groups are capped lower
+MIN_PER_GROUP = 10  # fewer samples in a group: the attack is undefined (NaN)
+SPLITS = 5  # svc_softmax: repeated stratified train/test splits
+SVC_GRID = {"C": [1.0, 10.0, 100.0], "gamma": ["scale", "auto"]}
+NAN = float("nan")
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    return F.softmax(logits.float(), dim=1)
+
+
+def confidence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Softmax probability of each sample's true class (N,)."""
+    return softmax(logits).gather(1, y.long()[:, None])[:, 0]
+
+
+def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy (N,)."""
+    return F.cross_entropy(logits.float(), y.long(), reduction="none")
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A detached float64 copy on the CPU, 2-D (N×d) for scikit-learn; `t` is (N,) or (N, d)."""
+    a = t.detach().to("cpu", torch.float64).numpy().copy()
+    return a[:, None] if a.ndim == 1 else a
+
+
+def subsample(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted distinct indices: all of 0..n-1 when n <= k, else k drawn without replacement."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def _ok(*groups: np.ndarray, minimum: int = MIN_PER_GROUP) -> bool:
+    return all(len(g) >= minimum and np.isfinite(g).all() for g in groups)
+
+
+def svc_softmax(members: torch.Tensor, non_members: torch.Tensor, seed: int = SEED) -> tuple[float, float]:
+    """The seed's attack: (mean held-out accuracy, chance level) of an RBF SVC telling member softmax
+    vectors from non-member ones. Chance is the held-out majority-group fraction (the groups are not
+    balanced, as in the seed), averaged over the same splits."""
+    from sklearn.model_selection import GridSearchCV, StratifiedShuffleSplit
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(seed)
+    a, b = to_numpy(members), to_numpy(non_members)
+    if not _ok(a, b):
+        return NAN, NAN
+    a, b = a[subsample(len(a), SVC_MAX_PER_GROUP, rng)], b[subsample(len(b), SVC_MAX_PER_GROUP, rng)]
+    x = np.concatenate([a, b])
+    y = np.concatenate([np.ones(len(a), dtype=int), np.zeros(len(b), dtype=int)])
+    accs, chances = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        best = None  # grid-searched on the first split's training part, reused on the others
+        for tr, te in StratifiedShuffleSplit(n_splits=SPLITS, test_size=0.3, random_state=seed).split(x, y):
+            if best is None:
+                clf = GridSearchCV(SVC(kernel="rbf"), SVC_GRID, cv=3).fit(x[tr], y[tr])
+                best = clf.best_params_
+            else:
+                clf = SVC(kernel="rbf", **best).fit(x[tr], y[tr])
+            accs.append(float((clf.predict(x[te]) == y[te]).mean()))
+            chances.append(max(y[te].mean(), 1 - y[te].mean()))
+    return float(np.mean(accs)), float(np.mean(chances))
+
+
+def efficacy(members: torch.Tensor, non_members: torch.Tensor, forget: torch.Tensor, seed: int = SEED) -> float:
+    """MIA-efficacy: the fraction of forget samples an SVC on true-class confidence, fitted on equal
+    numbers of members (retain-train) and non-members (test), predicts to be non-members."""
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(seed)
+    a, b, f = to_numpy(members), to_numpy(non_members), to_numpy(forget)
+    if not (_ok(a, b) and _ok(f, minimum=1)):
+        return NAN
+    n = min(len(a), len(b), MAX_PER_GROUP)
+    a, b, f = a[subsample(len(a), n, rng)], b[subsample(len(b), n, rng)], f[subsample(len(f), MAX_PER_GROUP, rng)]
+    x = np.concatenate([a, b])
+    y = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = SVC(C=3.0, gamma="auto", kernel="rbf").fit(x, y)
+        return float(1.0 - clf.predict(f).mean())
+
+
+def loss_attack(forget: torch.Tensor, non_members: torch.Tensor, seed: int = SEED) -> float:
+    """Loss-based attack: 5-fold cross-validated accuracy of a logistic regression on the per-sample
+    loss, forget samples vs equally many non-members (chance 0.5)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    a, b = to_numpy(forget), to_numpy(non_members)
+    if not _ok(a, b):
+        return NAN
+    n = min(len(a), len(b), MAX_PER_GROUP)
+    x = np.concatenate([a[subsample(len(a), n, rng)], b[subsample(len(b), n, rng)]])
+    y = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = make_pipeline(StandardScaler(), LogisticRegression())
+        cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+        return float(cross_val_score(clf, x, y, cv=cv, scoring="accuracy").mean())
+
+
+def attack_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str) -> dict:
+    """`outputs[split] = (logits, labels, forget_mask)` (train and test) -> the four MIA columns.
+
+    Groups: CR: forget = forget-class train samples, their non-members the forget-class test
+    samples (attacks a, c); MIA-efficacy's members are retain-train, non-members retain-test. HR:
+    forget = the forgotten train samples, non-members all of test (every attack)."""
+    lo_tr, y_tr, fm_tr = outputs["train"]
+    lo_te, y_te, fm_te = outputs["test"]
+    test_forget = fm_te if mode == "CR" else torch.ones_like(fm_te)
+    test_retain = ~fm_te  # HR: the test split has no forget part, so this is all of test
+    svc, chance = svc_softmax(softmax(lo_tr[fm_tr]), softmax(lo_te[test_forget]))
+    eff = efficacy(confidence(lo_tr[~fm_tr], y_tr[~fm_tr]), confidence(lo_te[test_retain], y_te[test_retain]),
+                   confidence(lo_tr[fm_tr], y_tr[fm_tr]))
+    la = loss_attack(loss(lo_tr[fm_tr], y_tr[fm_tr]), loss(lo_te[test_forget], y_te[test_forget]))
+    return {"mia_svc": svc, "mia_svc_chance": chance, "mia_efficacy": eff, "mia_loss": la}
+

@@ -1,0 +1,327 @@
+"""The paper-style results table: every results CSV under a runs root -> one table per (model, setting,
+scenario), rows method × source (plus Original and Oracle), columns data set × metric, each cell the
+mean ± std over forget sets and originals of the configuration selected on the val split.
+
+Selection: for each (data set, model, setting, scenario, method, source) the candidate configurations
+are the distinct option sets of its runs, apart from what varies between repeats (forget set, model
+number, seed); in practice the learning rates of a sweep. The candidate that covers the most repeats
+wins, ties broken by the highest mean `val_aus` (the val-split AUS of the reported model). The test
+split is never read for selection; rows made with the seed's test-split selection are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+import opts
+import paths
+import results
+from data.forget import single
+from experiment import real_data_needs
+from methods import list_methods
+from metrics import GAP_KEYS, gap_to_oracle
+from runtime import UserError
+from storage import atomic_write_text, write_csv
+
+# (column, header, direction) per mode; direction: "+" higher is better, "-" lower, "" closest to the Oracle.
+METRICS: dict[str, list[tuple[str, str, str]]] = {
+    "CR": [("test_retain_acc", "A_r test", "+"), ("test_forget_acc", "A_f test", "-"), ("aus", "AUS", "+"),
+           ("mia_efficacy", "MIA-eff", "+"), ("gap_oracle", "Gap", "-")],
+    "HR": [("test_retain_acc", "A test", "+"), ("train_forget_acc", "A_f train", ""), ("aus", "AUS", "+"),
+           ("mia_efficacy", "MIA-eff", ""), ("gap_oracle", "Gap", "-")],
+}
+EXTRA = ["mia_svc", "mia_svc_chance", "mia_loss", "time_unlearn_s", "time_mia_s", "time_total_s"]  # CSV table only
+NUMERIC = ["lr", "val_aus", "aus", "a_or", "train_retain_acc", "train_forget_acc", "val_retain_acc", "val_forget_acc",
+           "test_retain_acc", "test_forget_acc", "mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss",
+           "gap_oracle", "time_unlearn_s", "time_mia_s", "time_total_s"]
+UNSCALED = {"aus", "time_unlearn_s", "time_mia_s", "time_total_s"}  # everything else is a fraction, shown in %
+REPEAT_KEYS = {"forget_tag", "forget_class", "model_num", "hr_seed", "seed", "mia"}
+ORIGINAL, ORACLE = "Original", "Oracle"
+
+
+def scenario(tag: str) -> str:
+    """What a forget tag is an instance of: `single` (c<k>), `multi<k>`, or `HR<n>` (hr<n>_s<seed>)."""
+    m = re.fullmatch(r"hr(\d+)_s\d+", tag)
+    if m:
+        return f"HR{m.group(1)}"
+    return "single" if re.fullmatch(r"c\d+", tag) else tag
+
+
+def signature(config: str) -> str:
+    """A run's configuration without what varies between repeats: runs with equal signatures are
+    repeats of one candidate configuration."""
+    cfg = json.loads(config or "{}")
+    return json.dumps({k: v for k, v in cfg.items() if k not in REPEAT_KEYS | opts.NON_RESULT_KEYS},
+                      sort_keys=True, default=str)
+
+
+def source_label(row: pd.Series) -> str:
+    return f"synthetic/{row['noise_type']}" if row["source"] == "synthetic" else str(row["source"])
+
+
+def load(root: str) -> pd.DataFrame:
+    """Every row of original.csv, oracle.csv and unlearn.csv (a rerun's row replaces the earlier one),
+    with numeric metric columns, the scenario, and gaps to the Oracle filled in where the Oracle was
+    trained after the row was written. Rows of an older schema get empty cells for the columns
+    they lack."""
+    frames = [pd.DataFrame(list(results.existing(root, k).values())).reindex(columns=results.COLUMNS)
+              for k in results.KINDS]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        raise UserError(f"no result rows under {paths.results_csv(root, 'x').parent}; run the stages first "
+                        f"(training_original.py, test_originalmodel_singleclass.py, main.py)")
+    df = pd.concat(frames, ignore_index=True).fillna("")
+    for c in NUMERIC:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    df["scenario"] = df["forget_tag"].map(scenario)
+    df["source_label"] = df.apply(source_label, axis=1)
+    _fill_gaps(df)
+    return df
+
+
+def _fill_gaps(df: pd.DataFrame) -> None:
+    oracles = {}
+    for _, r in df[df["kind"] == "oracle"].iterrows():
+        oracles[(r["dataset"], r["model"], r["model_num"], r["forget_tag"])] = r.to_dict()
+    for i, r in df[(df["kind"] != "oracle") & df["gap_oracle"].isna()].iterrows():
+        o = oracles.get((r["dataset"], r["model"], r["model_num"], r["forget_tag"]))
+        if o is not None and r["mode"] in GAP_KEYS:
+            df.loc[i, "gap_oracle"] = gap_to_oracle(r.to_dict(), o, r["mode"])
+
+
+def filter_rows(df: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """Rows that match the filters given; unlearning-only filters leave Original/Oracle rows alone."""
+    for k in ("dataset", "model", "mode", "forget_mode"):
+        if getattr(args, k) is not None:
+            df = df[df[k] == getattr(args, k)]
+    for k in ("setting", "source", "method"):
+        if getattr(args, k) is not None:
+            df = df[(df["kind"] != "unlearn") | (df[k] == getattr(args, k))]
+    if args.forget_class is not None:
+        df = df[df["forget_tag"] == single(args.forget_class).tag]
+    if args.num_forget_classes is not None:
+        df = df[df["scenario"] == f"multi{args.num_forget_classes}"]
+    test_sel = df["select"].astype(str).str.startswith("test_aus")
+    if test_sel.any():
+        print(f"note: {int(test_sel.sum())} rows used the seed's test-split selection (--select test_aus); "
+              f"left out of the tables")
+        df = df[~test_sel]
+    return df
+
+
+def select_best(un: pd.DataFrame) -> pd.DataFrame:
+    """The unlearning rows of the selected candidate per (data set, model, setting, scenario, method,
+    source): most repeats, then highest mean val_aus."""
+    if un.empty:
+        return un
+    un = un.assign(sig=un["config"].map(signature),
+                   repeat=un["forget_tag"] + "/" + un["model_num"] + "/" + un["seed"].astype(str))
+    chosen = []
+    for _, g in un.groupby(["dataset", "model", "setting", "scenario", "method", "source_label"], sort=False):
+        stats = g.groupby("sig").agg(n=("repeat", "nunique"), val=("val_aus", "mean"))
+        stats["val"] = stats["val"].fillna(-math.inf)
+        best = stats.sort_values(["n", "val"], ascending=False, kind="stable").index[0]
+        chosen.append(g[g["sig"] == best])
+    return pd.concat(chosen)
+
+
+@dataclass
+class Line:
+    """One table row: a method × source (or Original/Oracle) and its cells per (data set, metric)."""
+
+    method: str
+    source: str
+    needs_retain: str
+    needs_forget: str
+    stats: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)  # mean, std, n
+    lr: dict[str, float] = field(default_factory=dict)
+    n: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    name: str
+    model: str
+    setting: str
+    scenario: str
+    mode: str
+    datasets: list[str]
+    lines: list[Line]
+    rows: pd.DataFrame  # the rows behind the table (selected unlearning rows, originals, oracles)
+
+    @property
+    def metrics(self) -> list[tuple[str, str, str]]:
+        return METRICS[self.mode]
+
+
+def _stats(g: pd.DataFrame, col: str) -> tuple[float, float, int]:
+    v = g[col].dropna().to_numpy(dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
+
+
+def _line(method: str, source: str, needs: tuple[str, str], g: pd.DataFrame, datasets: list[str], cols: list[str]) -> Line:
+    line = Line(method, source, *needs)
+    for ds in datasets:
+        d = g[g["dataset"] == ds]
+        line.n[ds] = len(d)
+        if len(d) and d["kind"].iloc[0] == "unlearn":
+            line.lr[ds] = float(d["lr"].iloc[0])
+        for c in cols:
+            line.stats[(ds, c)] = _stats(d, c)
+    return line
+
+
+def _repeat_key(df: pd.DataFrame) -> pd.Series:
+    return df["dataset"] + "/" + df["model_num"].astype(str) + "/" + df["forget_tag"]
+
+
+def _mark(b: bool) -> str:
+    return "✓" if b else "✗"
+
+
+def build(df: pd.DataFrame) -> list[Table]:
+    """One Table per (model, setting, scenario) among the unlearning rows. The Original and Oracle
+    rows of that model and scenario join it, restricted to the (data set, model number, forget set)s
+    its unlearning rows cover, so that every line averages over the same forget sets."""
+    un = select_best(df[df["kind"] == "unlearn"])
+    keys = sorted({(r.model, r.setting, r.scenario) for r in un.itertuples()})
+    if not keys:
+        keys = sorted({(r.model, "", r.scenario) for r in df.itertuples()})
+    order = {m: i for i, m in enumerate(list_methods())}
+    tables = []
+    for model, setting, scen in keys:
+        u = un[(un["model"] == model) & (un["setting"] == setting) & (un["scenario"] == scen)] if len(un) else un
+        base = df[(df["model"] == model) & (df["scenario"] == scen)]
+        if len(u):  # Original and Oracle over the same (data set, original, forget set)s as the methods
+            base = base[_repeat_key(base).isin(set(_repeat_key(u)))]
+        orig, orac = base[base["kind"] == "original"], base[base["kind"] == "oracle"]
+        part = pd.concat([u, orig, orac])
+        datasets = sorted(part["dataset"].unique())
+        mode = str(part["mode"].iloc[0])
+        cols = [c for c, _, _ in METRICS[mode]] + EXTRA
+        lines = []
+        if len(orig):
+            lines.append(_line(ORIGINAL, "", ("–", "–"), orig, datasets, cols))
+        if len(u):
+            groups = sorted(u.groupby(["method", "source_label"]).groups,
+                            key=lambda k: (order.get(k[0], len(order)), k[0], k[1] != "real", k[1]))
+            for method, src in groups:
+                g = u[(u["method"] == method) & (u["source_label"] == src)]
+                r0 = g.iloc[0]
+                needs = real_data_needs(method, setting, r0["source"],
+                                        json.loads(r0["config"] or "{}").get("surrogate_dataset"))
+                lines.append(_line(method, src, tuple(map(_mark, needs)), g, datasets, cols))
+        if len(orac):
+            lines.append(_line(ORACLE, "retrain", (_mark(True), _mark(False)), orac, datasets, cols))
+        name = "_".join(["+".join(datasets), model] + ([setting] if setting else []) + [scen])
+        tables.append(Table(name, model, setting, scen, mode, datasets, lines, part))
+    return tables
+
+
+# --- formatting ----------------------------------------------------------------------------------------
+
+def fmt_cell(col: str, mean: float, std: float, n: int, pm: str = " ± ") -> str:
+    if n == 0 or not math.isfinite(mean):
+        return "–"
+    scale, digits = (1.0, 3 if col == "aus" else 2) if col in UNSCALED else (100.0, 2)
+    s = f"{mean * scale:.{digits}f}"
+    return s + (f"{pm}{std * scale:.{digits}f}" if math.isfinite(std) else "")
+
+
+def _arrow(d: str) -> str:
+    return {"+": "↑", "-": "↓"}.get(d, "")
+
+
+def _lr(line: Line, ds: str) -> str:
+    return f"{line.lr[ds]:g}" if ds in line.lr else ""
+
+
+def to_markdown(t: Table) -> str:
+    head = ["Method", "Source", "D_r", "D_f"]
+    for ds in t.datasets:
+        head += [f"{ds} lr"] + [f"{ds} {h}{_arrow(d)}" for _, h, d in t.metrics] + [f"{ds} n"]
+    out = [f"**{t.model}, {t.setting or 'no unlearning runs'}, {t.scenario}** (accuracies, MIA and Gap in %; "
+           f"mean ± std over forget sets and originals; n = runs averaged)", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for ln in t.lines:
+        cells = [ln.method, ln.source, ln.needs_retain, ln.needs_forget]
+        for ds in t.datasets:
+            cells.append(_lr(ln, ds))
+            cells += [fmt_cell(c, *ln.stats[(ds, c)]) for c, _, _ in t.metrics]
+            cells.append(str(ln.n.get(ds, 0)))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _tex(s: str) -> str:
+    return s.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+
+def to_latex(t: Table) -> str:
+    per = len(t.metrics) + 1
+    spec = "llcc" + ("|" + "c" * per) * len(t.datasets)
+    sym = {"✓": r"\checkmark", "✗": r"$\times$", "–": "--", "": ""}
+    arrows = {"+": r"$\uparrow$", "-": r"$\downarrow$", "": ""}
+    lines = [r"% " + f"{t.model}, {t.setting}, {t.scenario}: accuracies, MIA and Gap in \\%, mean $\\pm$ std",
+             r"% needs \usepackage{booktabs,amssymb}",
+             r"\begin{tabular}{" + spec + "}", r"\toprule",
+             " & & & " + " ".join(f"& \\multicolumn{{{per}}}{{c}}{{{_tex(ds)}}}" for ds in t.datasets) + r" \\",
+             r"Method & Source & $D_r$ & $D_f$ "
+             + " ".join("& lr " + " ".join(f"& {_tex(h)}{arrows[d]}" for _, h, d in t.metrics) for _ in t.datasets)
+             + r" \\", r"\midrule"]
+    for ln in t.lines:
+        if ln.method == ORACLE:
+            lines.append(r"\midrule")
+        cells = [_tex(ln.method), _tex(ln.source), sym[ln.needs_retain], sym[ln.needs_forget]]
+        for ds in t.datasets:
+            cells.append(_lr(ln, ds))
+            cells += [fmt_cell(c, *ln.stats[(ds, c)], pm=r"$\pm$").replace("–", "--") for c, _, _ in t.metrics]
+        lines.append(" & ".join(cells) + r" \\")
+        if ln.method == ORIGINAL:
+            lines.append(r"\midrule")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def csv_rows(t: Table) -> tuple[list[dict], list[str]]:
+    """Machine-readable table: means and stds as plain numbers (fractions, seconds), one row per line."""
+    cols = ["model", "setting", "scenario", "method", "source", "needs_retain", "needs_forget"]
+    metric_cols = [c for c, _, _ in t.metrics] + EXTRA
+    for ds in t.datasets:
+        cols += [f"{ds}:lr", f"{ds}:n"] + [f"{ds}:{c}:{s}" for c in metric_cols for s in ("mean", "std")]
+    rows = []
+    for ln in t.lines:
+        r = {"model": t.model, "setting": t.setting, "scenario": t.scenario, "method": ln.method, "source": ln.source,
+             "needs_retain": ln.needs_retain, "needs_forget": ln.needs_forget}
+        for ds in t.datasets:
+            r[f"{ds}:lr"] = _lr(ln, ds)
+            r[f"{ds}:n"] = ln.n.get(ds, 0)
+            for c in metric_cols:
+                mean, std, _ = ln.stats[(ds, c)]
+                r[f"{ds}:{c}:mean"], r[f"{ds}:{c}:std"] = results.fmt(mean), results.fmt(std)
+        rows.append(r)
+    return rows, cols
+
+
+def write(t: Table, root: str) -> list:
+    """The table as CSV, Markdown and LaTeX under <root>/tables (atomic writes)."""
+    rows, cols = csv_rows(t)
+    out = [paths.table_file(root, t.name, e) for e in ("csv", "md", "tex")]
+    write_csv(out[0], rows, cols)
+    atomic_write_text(out[1], to_markdown(t))
+    atomic_write_text(out[2], to_latex(t))
+    return out
+
+
+def class_acc(s: str) -> np.ndarray:
+    """The `test_class_acc` column back into an array (empty when the row has none)."""
+    return np.array([float(v) for v in str(s).split()], dtype=float)

@@ -1,0 +1,60 @@
+"""Model zoo: every backbone exposes the cuts exactly; pretrained weights fail clearly offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import CUTS, create_model, list_models
+from runtime import UserError
+
+SIZES = {"resnet18": 16, "resnet50": 16, "ViT": 32, "swint": 32}
+
+
+def test_registry_has_the_four_backbones():
+    assert list_models() == ["resnet18", "resnet50", "ViT", "swint"]
+    with pytest.raises(UserError, match="valid: resnet18, resnet50, ViT, swint"):
+        create_model("vgg", 10)
+
+
+@pytest.mark.parametrize("name", list(SIZES))
+def test_tail_of_features_equals_forward(name):
+    torch.manual_seed(0)
+    net = create_model(name, num_classes=7, stem="small", img_size=SIZES[name]).eval()
+    x = torch.randn(3, 3, SIZES[name], SIZES[name])
+    with torch.no_grad():
+        y = net(x)
+        assert y.shape == (3, 7)
+        for cut in CUTS:
+            z = net.features_at(x, cut)
+            assert torch.equal(net.tail(cut)(z), y), (name, cut)
+        assert net.tail("fc").features(net.features_at(x, "fc")).shape == net.features_at(x, "fc").shape
+
+
+def test_resnet_stems():
+    small = create_model("resnet18", 10, stem="small", img_size=16)
+    big = create_model("resnet18", 10, stem="imagenet", img_size=32)
+    assert small.trunk[0].kernel_size == (3, 3) and small.trunk[0].stride == (1, 1)
+    assert isinstance(small.trunk[3], torch.nn.Identity)
+    assert big.trunk[0].kernel_size == (7, 7) and isinstance(big.trunk[3], torch.nn.MaxPool2d)
+
+
+def test_partial_tail_keeps_skip_connection():
+    """The partial tail is the real last residual block: zeroing its convs leaves the identity path."""
+    net = create_model("resnet18", 10, img_size=16).eval()
+    block = net.last_block
+    with torch.no_grad():
+        block.bn2.weight.zero_()
+        block.bn2.bias.zero_()
+        z = torch.rand(2, 512, 2, 2)
+        assert torch.allclose(block(z), torch.relu(z))
+
+
+def test_pretrained_offline_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there: no network
+    with pytest.raises(UserError) as e:
+        create_model("resnet18", 10, pretrained=True)
+    msg = str(e.value)
+    assert "resnet18-f37072fd.pth" in msg and str(tmp_path) in msg and "--pretrained" in msg
