@@ -27,7 +27,7 @@ from methods import Context, get_method
 from metrics import accuracy, add_aus, aus, gap_to_oracle
 from models import CutNet
 from pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
-from runtime import UserError, device_name
+from runtime import Diverged, UserError, device_name
 from storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from synthetic import generate
 from unlearn import run
@@ -70,8 +70,8 @@ def load_synthetic(args: argparse.Namespace, n: int, net: CutNet, device: torch.
         print(f"warning: synthetic embeddings short of the quota for classes {missing} (see {paths.report_file(f)})")
     meta = dict(dataset=args.dataset, model=args.model, cut=args.setting, original=fp, noise=args.noise_type,
                 samples_per_class=args.samples_per_class, seed=args.seed, model_num=n)
+    atomic_write_json(paths.report_file(f), report)  # first: the samples file marks a complete set
     atomic_torch_save({"x": x.cpu(), "y": y.cpu(), "meta": meta}, f)
-    atomic_write_json(paths.report_file(f), report)
     print(f"synthetic {args.noise_type} embeddings m{n} {args.setting}: {len(y)} samples in {report['seconds']}s -> {f}")
     return TensorFeed(x, y), report
 
@@ -244,11 +244,20 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
 
 
 def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Every requested run; rows of finished runs are skipped unless --overwrite. A run stopped by a
+    non-finite loss keeps its last good weights and its row (stop_reason says so), and the stage then
+    ends with Diverged (exit 3) so that a job array marks the task as failed."""
+    results.check_csvs(args.root, "unlearn", "oracle")
     done = results.existing(args.root, "unlearn")
-    rows = []
+    train_targets = splits(args)["train"].targets
+    sets = forget_sets(args, len(train_targets))
+    for fs in sets:
+        if not bool(fs.mask("train", train_targets).any()):
+            raise UserError(f"forget set {fs.tag} is empty: no sample of the {args.dataset} train split is in it")
+    rows, diverged = [], []
     for n in opts.model_nums(args):
         inp = None
-        for fs in forget_sets(args, len(splits(args)["train"])):
+        for fs in sets:
             if args.run_unlearn:
                 rid = results.run_id(run_config(args, n, fs))
                 if rid in done and not args.overwrite and not args.load_unlearned_model:
@@ -263,4 +272,9 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
                 if args.save_df:
                     results.append(args.root, "unlearn", [row])
                 rows.append(row)
+                if row["stop_reason"].startswith("non-finite"):
+                    diverged.append(f"{args.method} m{n} {fs.tag}: {row['stop_reason']}")
+    if diverged:
+        raise Diverged(f"{len(diverged)} run(s) stopped on a non-finite loss ({'; '.join(diverged)}); the rows "
+                       f"record it in stop_reason; lower --lr")
     return rows

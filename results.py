@@ -18,7 +18,7 @@ from pathlib import Path
 import opts
 import paths
 from runtime import git_commit, versions
-from storage import append_rows, read_rows
+from storage import append_rows, check_schema, read_rows
 
 COLUMNS = [
     "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "mode", "forget_mode",
@@ -87,12 +87,24 @@ def make_row(kind: str, config: dict, script: str, metrics: dict, **fields) -> d
     return {k: fmt(v) for k, v in row.items()}
 
 
+def columns_of(kind: str) -> list[str]:
+    return TRAIN_COLUMNS if kind == "training" else COLUMNS
+
+
 def append(root: str | Path, kind: str, rows: list[dict]) -> Path:
     path = paths.results_csv(root, kind)
-    append_rows(path, rows, TRAIN_COLUMNS if kind == "training" else COLUMNS)
+    append_rows(path, rows, columns_of(kind))
     return path
+
+
+def check_csvs(root: str | Path, *kinds: str) -> None:
+    """Refuse, before any work, a results CSV this stage would append to but whose header is foreign
+    (so that a run does not end in an error after writing its checkpoints)."""
+    for kind in kinds:
+        check_schema(paths.results_csv(root, kind), columns_of(kind))
 
 
 def existing(root: str | Path, kind: str) -> dict[str, dict]:
     """Rows already in a results CSV, by run_id (the last one wins)."""
+    check_csvs(root, kind)
     return {r["run_id"]: r for r in read_rows(paths.results_csv(root, kind))}

@@ -20,6 +20,14 @@ REPO = Path(__file__).resolve().parent
 class UserError(Exception):
     """A problem the user can fix (bad option, missing input); printed as one line, exit code 2."""
 
+    exit_code = 2
+
+
+class Diverged(UserError):
+    """Runs that stopped on a non-finite loss (their rows were written, with the stop reason): exit 3."""
+
+    exit_code = 3
+
 
 def run_stage(main: Callable[[], object]) -> None:
     """Run a stage's main(); turn UserError into a one-line message and exit status 2."""
@@ -27,7 +35,7 @@ def run_stage(main: Callable[[], object]) -> None:
         main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

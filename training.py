@@ -23,8 +23,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import paths
-from runtime import progress
+from runtime import UserError, progress
 from storage import atomic_torch_save, load_checkpoint, save_checkpoint
+
+# Options a resumed run must share with the killed one (else its state would be mixed with another recipe).
+RESUME_KEYS = ("epochs", "bsize", "lr", "momentum", "wd", "label_smoothing", "scheduler", "patience", "pretrained",
+               "val_fraction")
 
 
 @dataclass
@@ -131,8 +135,15 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     start, best_acc, best_epoch, best_state, history = 0, -1.0, -1, None, []
     t0, elapsed_before = time.time(), 0.0
+    options = {k: getattr(args, k, None) for k in RESUME_KEYS}
+    options["seed"] = seed
     if state_file.exists():
         st = load_checkpoint(state_file, expect={k: meta[k] for k in ("dataset", "model", "num_classes", "img_size")})
+        saved = st["meta"].get("options", {})
+        diff = [f"--{k} {saved.get(k)} (now {v})" for k, v in options.items() if saved.get(k) != v]
+        if diff:
+            raise UserError(f"{state_file} holds a killed run trained with other options: {', '.join(diff)}; "
+                            f"rerun with those options to resume it, or delete the file to start afresh")
         net.load_state_dict(st["state_dict"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
@@ -175,9 +186,8 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
         dd.sum(sums)
         train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
         if not torch.isfinite(torch.tensor(train_loss)):
-            from runtime import UserError
-            raise UserError(f"{desc}: non-finite training loss at epoch {epoch + 1}; lower --lr "
-                            f"(state of epoch {start} kept in {state_file})")
+            kept = f"state of epoch {epoch} kept in {state_file}" if epoch > 0 else "no state kept"
+            raise UserError(f"{desc}: non-finite training loss at epoch {epoch + 1}; lower --lr ({kept})")
         val_acc = evaluate_accuracy(net, val_ds, per_rank_bs * 2, device, dd, args.num_workers)
         improved = val_acc > best_acc
         if improved:
@@ -191,7 +201,8 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
                        f"val acc {val_acc:.4f}{' *' if improved else ''}")
             atomic_torch_save(dict(state_dict=net.state_dict(), optimizer=opt.state_dict(),
                                    scheduler=sched.state_dict(), rng=_rng_state(), epoch=epoch, best_acc=best_acc,
-                                   best_epoch=best_epoch, best_state=best_state, history=history, meta=meta,
+                                   best_epoch=best_epoch, best_state=best_state, history=history,
+                                   meta={**meta, "options": options},
                                    elapsed=elapsed_before + time.time() - t0), state_file)
         dd.barrier()
         if args.patience and bad_epochs >= args.patience:

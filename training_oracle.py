@@ -79,6 +79,8 @@ def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
 def main() -> None:
     args = opts.parse_args(stage="oracle")
     device = get_device(args.cuda)
+    if args.save_df:
+        results.check_csvs(args.root, "oracle", "training")
     n_train = len(splits(args)["train"])
     for n in opts.model_nums(args):
         for fs in forget_sets(args, n_train):

@@ -23,6 +23,8 @@ from training import init_distributed, train_classifier
 def main() -> None:
     args = opts.parse_args(stage="train")
     device = get_device(args.cuda)
+    if args.save_df:
+        results.check_csvs(args.root, "training")
     sp = splits(args)
     for n in opts.model_nums(args):
         ckpt = paths.original_ckpt(args.root, args.dataset, args.model, n)

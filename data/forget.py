@@ -87,8 +87,17 @@ def load_hr(root: str, dataset: str, n: int, seed: int, n_train: int | None = No
     if not f.exists():
         raise UserError(f"HR forget set {f} not found; run sample_fgt_samples.py --dataset {dataset} "
                         f"--hr_samples {n} first")
-    d = json.loads(f.read_text())
-    if n_train is not None and d["n_train"] != n_train:
-        raise UserError(f"{f} was drawn from a train split of {d['n_train']} samples, this one has "
-                        f"{n_train} (different --val_fraction?); redraw with sample_fgt_samples.py --overwrite")
-    return ForgetSet("HR", tag, samples=tuple(d["indices"]))
+    redraw = f"redraw it with sample_fgt_samples.py --dataset {dataset} --hr_samples {n} --hr_seed {seed} --overwrite"
+    try:
+        d = json.loads(f.read_text())
+        idx, drawn_from = [int(i) for i in d["indices"]], int(d["n_train"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{f}: not a forget-set file ({type(e).__name__}: {e}); {redraw}") from None
+    if n_train is not None and drawn_from != n_train:
+        raise UserError(f"{f} was drawn from a train split of {drawn_from} samples, this one has "
+                        f"{n_train} (different --val_fraction?); {redraw}")
+    if not idx:
+        raise UserError(f"{f}: empty forget set (no indices); {redraw}")
+    if len(set(idx)) != len(idx) or min(idx) < 0 or max(idx) >= drawn_from:
+        raise UserError(f"{f}: indices must be distinct and within 0..{drawn_from - 1}; {redraw}")
+    return ForgetSet("HR", tag, samples=tuple(idx))
