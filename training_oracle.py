@@ -21,7 +21,7 @@ from feeds import predict
 from models import create_model
 from pipeline import forget_sets, image_feed, load_original, net_meta, seed_of, splits
 from runtime import device_name, get_device, run_stage, seed_everything
-from training import init_distributed, train_classifier
+from training import init_distributed, load_net, train_classifier
 
 
 def oracle_outputs(net, args, device) -> dict:
@@ -31,26 +31,40 @@ def oracle_outputs(net, args, device) -> dict:
 
 def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
     ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
+    config = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    seed = seed_of(args, n)
+    t0 = time.time()
     if ckpt.exists() and not args.overwrite:
-        print(f"skip: {ckpt} exists (use --overwrite to retrain)")
+        if not args.save_df or results.run_id(config) in results.existing(args.root, "oracle"):
+            print(f"skip: {ckpt} exists (use --overwrite to retrain)")
+            return
+        # Trained, but its row is missing (e.g. a results CSV was moved away): evaluate, do not retrain.
+        print(f"{ckpt} exists but has no row in results/oracle.csv: evaluating it")
+        net, meta = load_net(ckpt, net_meta(args, fs.tag), "")
+        summary = dict(best_epoch=meta.get("best_epoch", ""), epochs_run=meta.get("epochs_run", ""),
+                       best_val_acc=meta.get("val_acc", ""), world_size="")
+        write_rows(args, n, fs, net, config, seed, summary, t0, device)
         return
     sp = splits(args)
     train, val = sp["train"], sp["val"]
     keep_train = ~fs.mask("train", train.targets)
     keep_val = ~fs.mask("val", val.targets)
-    seed = seed_of(args, n)
     seed_everything(seed, args.deterministic)
     net = create_model(args.model, args.num_classes, args.stem, args.img_size, args.pretrained)
-    t0 = time.time()
     print(f"oracle m{n} {fs.tag}: training on {int(keep_train.sum())}/{len(train)} train samples")
     summary = train_classifier(net, make_dataset(args.dataset, train.subset(keep_train.nonzero()[:, 0]), args.img_size, True),
                                make_dataset(args.dataset, val.subset(keep_val.nonzero()[:, 0]), args.img_size, False),
                                args, ckpt, {**net_meta(args, fs.tag), "seed": seed}, device, seed,
                                desc=f"oracle m{n} {fs.tag}")
     dd, dev = init_distributed(device)
-    if not dd.main:
-        return
-    net.eval()
+    if dd.main:
+        write_rows(args, n, fs, net, config, seed, summary, t0, dev)
+
+
+def write_rows(args, n: int, fs: ForgetSet, net, config: dict, seed: int, summary: dict, t0: float, dev) -> None:
+    """The Oracle's metrics row (oracle.csv) and its training row (training.csv)."""
+    ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
+    net = net.to(dev).eval()
     outputs = oracle_outputs(net, args, dev)
     try:
         orig = load_original(args, n).to(dev)
@@ -59,7 +73,6 @@ def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
         print(f"note: no original m{n} to measure A_or ({e}); AUS left empty")
         a_or = float("nan")
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
-    config = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
     row = results.make_row("oracle", config, "training_oracle.py", m, forget_tag=fs.tag,
                            forget_classes=list(fs.classes), seed=seed, best_epoch=summary["best_epoch"],
                            epochs_run=summary["epochs_run"], time_total_s=time.time() - t0,

@@ -34,8 +34,10 @@ def run_stage(script: str, *args: str, root: Path | None = None, check: bool = T
 @pytest.fixture(scope="session")
 def digits_root(tmp_path_factory) -> Path:
     """A runs root with original m0 (digits, ResNet-18, default recipe), its embeddings, baseline rows
-    and the Oracle for class FORGET_CLASS."""
-    root = tmp_path_factory.mktemp("runs")
+    and the Oracle for class FORGET_CLASS. Set UNLEARN_TEST_ROOT to reuse one tree across sessions."""
+    # UNLEARN_TEST_ROOT=<dir> keeps this tree between sessions (the stages skip finished work).
+    keep = os.environ.get("UNLEARN_TEST_ROOT")
+    root = Path(keep) if keep else tmp_path_factory.mktemp("runs")
     run_stage("training_original.py", "--dataset", "digits", "--model", "resnet18", "--n_model", "1", root=root)
     run_stage("create_embeddings.py", "--dataset", "digits", "--model", "resnet18", root=root)
     run_stage("test_originalmodel_singleclass.py", "--dataset", "digits", root=root)

@@ -91,3 +91,17 @@ def test_seed_quickstart_name_runs_both_baselines(digits_root):
     assert "skip: original m0 c3" in out
     tags = {r["forget_tag"] for r in rows(digits_root, "original")}
     assert {"multi2", "multi5"} <= tags
+
+
+def test_oracle_row_restored_without_retraining(digits_root, tmp_path):
+    csv_file = paths.results_csv(digits_root, "oracle")
+    ck = paths.oracle_ckpt(digits_root, "digits", "resnet18", f"c{FORGET_CLASS}", 0)
+    before, mtime = rows(digits_root, "oracle"), ck.stat().st_mtime_ns
+    csv_file.rename(tmp_path / "oracle.csv")
+    try:
+        out = run_stage("training_oracle.py", "--forget_class", str(FORGET_CLASS), root=digits_root).stdout
+        assert "evaluating it" in out and ck.stat().st_mtime_ns == mtime
+        (again,) = rows(digits_root, "oracle")
+        assert again["run_id"] == before[-1]["run_id"] and again["test_retain_acc"] == before[-1]["test_retain_acc"]
+    finally:
+        (tmp_path / "oracle.csv").replace(csv_file)
