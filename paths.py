@@ -10,6 +10,8 @@
     <root>/<dataset>/<model>/unlearned/.../m<n>_<run_id>.log.csv  per-epoch log of an unlearning run
     <root>/results/<kind>.csv                                     original.csv, oracle.csv, unlearn.csv
     <root>/plots/...                                              figures
+    <root>/sweeps/<name>/tasks_<stamp>[_<chunk>].txt              sweep task lists (one main.py command a line)
+    <root>/logs/<job name>-<job id>[_<task>].out                  Slurm and sweep logs
 
 The root is `--root`, else $UNLEARN_ROOT, else ./runs.
 """
@@ -77,3 +79,11 @@ def results_csv(root: str | Path, kind: str) -> Path:
 
 def plots_dir(root: str | Path) -> Path:
     return Path(root) / "plots"
+
+
+def sweep_dir(root: str | Path, name: str) -> Path:
+    return Path(root) / "sweeps" / name
+
+
+def logs_dir(root: str | Path) -> Path:
+    return Path(root) / "logs"
