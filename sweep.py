@@ -245,11 +245,23 @@ def submit_slurm(a: argparse.Namespace, task_files: list[Path]) -> list[str]:
     return ids
 
 
-def wait_slurm(ids: list[str], poll: float = 2.0) -> None:
+def wait_slurm(ids: list[str], poll: float = 2.0, max_errors: int = 30) -> None:
+    """Return when none of the array jobs `ids` is queued or running any more. A job that ended long
+    ago is purged by slurmctld, and squeue then answers 'Invalid job id': that is done too."""
+    errors = 0
     while True:
         p = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i"], capture_output=True, text=True)
         if p.returncode == 0 and not p.stdout.strip():
             return
+        if p.returncode != 0:
+            if "invalid job id" in p.stderr.lower():
+                return
+            errors += 1
+            if errors >= max_errors:
+                raise UserError(f"squeue keeps failing ({p.stderr.strip() or f'exit {p.returncode}'}); "
+                                f"jobs {','.join(ids)} may still run: check with squeue, rerun the sweep to collect")
+        else:
+            errors = 0
         time.sleep(poll)
 
 
