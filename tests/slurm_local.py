@@ -64,9 +64,10 @@ def _sbin(name: str) -> str:
     return shutil.which(name) or str(Path("/usr/sbin", name))
 
 
-def slurm_version() -> str:
-    p = subprocess.run([_sbin("sbatch"), "--version"], capture_output=True, text=True)
-    return p.stdout.strip()
+def slurm_version(env: dict[str, str]) -> str:
+    """'slurm-wlm 22.05.8' (the client needs SLURM_CONF in `env` even for --version)."""
+    p = subprocess.run([_sbin("sbatch"), "--version"], capture_output=True, text=True, env=env)
+    return p.stdout.strip() or p.stderr.strip()
 
 
 class LocalSlurm:

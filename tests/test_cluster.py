@@ -127,7 +127,7 @@ def slurm(tmp_path_factory):
 def test_sweep_slurm_array_and_resubmission(runs, slurm):
     """A 4-task `sbatch --array` of digits unlearning runs through sweep.py on a real local Slurm:
     4 well-formed rows, one per task; the same command again submits nothing."""
-    print(slurm_version())
+    print(slurm_version(slurm))
     env = {**slurm, **ENV}
     cmd = [sys.executable, "sweep.py", "--root", str(runs), "--name", "arr", "--launcher", "slurm", "--wait",
            "--methods", "FT", "DELETE", "--sources", "real", "--forget_classes", str(FORGET_CLASS), "4",
