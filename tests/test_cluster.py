@@ -111,6 +111,28 @@ def test_sweep_grid_and_passthrough():
         sweep.check_passthrough(["--no_such_option"])
 
 
+def test_sweep_local_launcher_and_task_script(runs):
+    """--launcher local runs the task list here; the kept list reruns a line by hand (a no-op once
+    its row exists, since main.py skips finished runs); a rerun of the sweep runs nothing."""
+    cmd = [sys.executable, "sweep.py", "--root", str(runs), "--name", "loc", "--methods", "NG", "--sources", "real",
+           "--forget_classes", str(FORGET_CLASS), "--epochs", "1", "--no-mia"]
+    before = len(_unlearn_rows(runs))
+    p = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "1 to run" in p.stdout and "1/1 tasks have a result row" in p.stdout
+    rows = _unlearn_rows(runs)[before:]
+    assert len(rows) == 1 and rows[0]["method"] == "NG" and rows[0]["run_name"] == "loc"
+    _check_row(rows[0])
+    (tasks,) = paths.sweep_dir(runs, "loc").glob("tasks_*.txt")
+    assert tasks.read_text().startswith("python main.py --dataset digits")
+    p = subprocess.run([sys.executable, "sweep.py", *cmd[2:], "--dry-run"], cwd=REPO, env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and "1 with a result row already, 0 to run" in p.stdout
+    p = subprocess.run(["bash", "bash/sweep_task.sh", str(tasks), "5"], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert p.returncode == 2 and "has no line 6 (it has 1)" in p.stderr
+    assert len(_unlearn_rows(runs)) == before + 1
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     base = tmp_path_factory.mktemp("slurm")
