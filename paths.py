@@ -11,6 +11,8 @@
     <root>/results/<kind>.csv                                     original.csv, oracle.csv, unlearn.csv
     <root>/tables/<name>.{csv,md,tex}                             collect_results.py's paper-style tables
     <root>/plots/<name>.png                                       collect_results.py's figures
+    <root>/sweeps/<name>/tasks_<stamp>[_<chunk>].txt              sweep task lists (one main.py command a line)
+    <root>/logs/<job name>-<job id>[_<task>].out                  Slurm and sweep logs
 
 The root is `--root`, else $UNLEARN_ROOT, else ./runs.
 """
@@ -91,3 +93,11 @@ def tables_dir(root: str | Path) -> Path:
 def table_file(root: str | Path, name: str, ext: str) -> Path:
     """A results table; `ext` is csv, md or tex."""
     return tables_dir(root) / f"{name}.{ext}"
+
+
+def sweep_dir(root: str | Path, name: str) -> Path:
+    return Path(root) / "sweeps" / name
+
+
+def logs_dir(root: str | Path) -> Path:
+    return Path(root) / "logs"

@@ -6,6 +6,7 @@ import functools
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,8 +30,19 @@ class Diverged(UserError):
     exit_code = 3
 
 
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM (Slurm time limit, preemption, scancel) unwinds like an exception: `finally` blocks
+    remove half-written temporary files and release CSV locks; the unfinished run leaves no result
+    row (reruns skip only finished runs) and training keeps the state of its last finished epoch."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not interrupt the clean-up
+    print("terminated (SIGTERM): stopped cleanly; rerun the same command to resume", file=sys.stderr)
+    sys.exit(143)
+
+
 def run_stage(main: Callable[[], object]) -> None:
-    """Run a stage's main(); turn UserError into a one-line message and exit status 2."""
+    """Run a stage's main(); turn UserError into a one-line message and exit status 2, and SIGTERM
+    into a clean stop with exit status 143."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         main()
     except UserError as e:

@@ -10,7 +10,9 @@ alone writes files; losses and accuracies are reduced over ranks.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -50,6 +52,32 @@ class Dist:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
 
+    def broadcast_buffers(self, module: torch.nn.Module) -> None:
+        """Give every rank rank 0's BatchNorm statistics: each rank's last forward of an epoch updated
+        its own copy, and evaluation and the kept weights must be the same model on every rank."""
+        if self.world > 1:
+            for b in module.buffers():
+                dist.broadcast(b.data, 0)
+
+    def gather_digests(self, digest: str, device: torch.device) -> list[str]:
+        """Every rank's `state_digest`, on every rank (a check that DDP kept the replicas equal)."""
+        if self.world <= 1:
+            return [digest]
+        mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.int64, device=device)
+        out = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(out, mine)
+        return [bytes(t.tolist()).hex() for t in out]
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-1 of a state dict (names, dtypes, shapes and bytes): equal digests = identical weights."""
+    h = hashlib.sha1()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
 
 def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
     """Join the torchrun process group when launched by torchrun; no-op under plain python."""
@@ -62,6 +90,7 @@ def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return Dist(dist.get_rank(), world, local), device
 
 
@@ -183,6 +212,7 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
             if bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{(sums[0] / sums[2]).item():.3f}", acc=f"{(sums[1] / sums[2]).item():.3f}")
         sched.step()
+        dd.broadcast_buffers(net)
         dd.sum(sums)
         train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
         if not torch.isfinite(torch.tensor(train_loss)):
@@ -217,6 +247,12 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
         state_file.unlink(missing_ok=True)
     dd.barrier()
     net.load_state_dict(best_state)
+    if dd.world > 1:
+        digests = dd.gather_digests(state_digest(net.state_dict()), device)
+        summary["ranks_agree"] = len(set(digests)) == 1
+        if dd.main:
+            print(f"{desc}: DDP final weights sha1 per rank: {' '.join(digests)} "
+                  f"({'identical' if summary['ranks_agree'] else 'DIFFERENT: replicas diverged'})")
     return summary
 
 
