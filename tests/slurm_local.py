@@ -29,7 +29,7 @@ def _missing() -> list[str]:
     return [b for b in BINARIES if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
 
 
-def ensure_installed(timeout: int = 300) -> None:
+def ensure_installed(timeout: int = 150) -> None:
     """Install Debian's Slurm and munge with apt-get when they are missing (root only)."""
     if not _missing():
         return
