@@ -46,7 +46,7 @@ def default_surrogate(dataset: str, data_root: str) -> str:
 def sample_image_patches(n: int, generator: torch.Generator) -> torch.Tensor:
     """`n` uint8 patches (n×3×S×S, S = smallest patch size) cut from scikit-learn's sample photographs."""
     from sklearn.datasets import load_sample_images
-    photos = [torch.as_tensor(im).permute(2, 0, 1).float() for im in load_sample_images().images]
+    photos = [torch.tensor(im).permute(2, 0, 1).float() for im in load_sample_images().images]
     s = PATCH_SIZES[0]
     pool = []
     for p in PATCH_SIZES:
