@@ -105,8 +105,9 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
     fmask = fs.mask("train", inp.source.targets.to(device))
     out = {"retain": inp.source.subset(~fmask), "forget": inp.source.subset(fmask)}
     if args.setting == "full":
-        from surrogates import surrogate_feed
-        out["surrogate"] = surrogate_feed(args, len(inp.source), device, retain=out["retain"])
+        if "surrogate" in method_cls.needs:
+            from surrogates import surrogate_feed
+            out["surrogate"] = surrogate_feed(args, len(inp.source), device, retain=out["retain"])
     else:
         out["surrogate"] = inp.source if method_cls.self_forget else out["retain"]
     for need in method_cls.needs:
