@@ -104,8 +104,9 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
     fmask = fs.mask("train", inp.source.targets.to(device))
     out = {"retain": inp.source.subset(~fmask), "forget": inp.source.subset(fmask)}
     if args.setting == "full":
-        from surrogates import surrogate_feed
-        out["surrogate"] = surrogate_feed(args, len(inp.source), device)
+        if "surrogate" in method_cls.needs:
+            from surrogates import surrogate_feed
+            out["surrogate"] = surrogate_feed(args, len(inp.source), device, retain=out["retain"])
     else:
         out["surrogate"] = inp.source if method_cls.self_forget else out["retain"]
     for need in method_cls.needs:
@@ -243,10 +244,46 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
                             time_total_s=time.perf_counter() - t_start, **fields)
 
 
+def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, inp: Inputs,
+                  device: torch.device) -> dict:
+    """`--run_original` / `--run_rt_model` (seed B): the original's or the Oracle's metrics for this
+    forget set, as a row of the same CSV (kind `original` / `oracle`, method column the same word).
+    The original is evaluated in the run's setting; the Oracle always on images (embeddings are the
+    original's)."""
+    t0 = time.perf_counter()
+    a_or = original_accuracy(inp.original, fs)
+    if which == "original":
+        outputs = inp.original
+    else:
+        from pipeline import net_meta
+        from training import load_net
+        ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
+        what = (f"--mode HR --hr_samples {args.hr_samples} --hr_seed {args.hr_seed}" if fs.mode == "HR" else
+                f"--forget_class {fs.classes[0]}" if args.forget_mode == "single" else
+                f"--forget_mode multi --num_forget_classes {len(fs.classes)}")
+        hint = f"run python training_oracle.py --dataset {args.dataset} --model {args.model} {what} first"
+        oracle, _ = load_net(ckpt, net_meta(args, fs.tag), missing_hint=hint)
+        oracle.to(device).eval()
+        outputs = {s: (predict(oracle, f), f.targets) for s in ("train", "val", "test")
+                   for f in [image_feed(args, s, device)]}
+    m = row_metrics(outputs, fs, a_or, mia=args.mia)
+    cfg = {**run_config(args, n, fs), "evaluated": which}
+    for k in ("method", "method_hp", "source", "noise_type", "samples_per_class", "select"):
+        cfg.pop(k, None)
+    row = results.make_row(which, cfg, SCRIPT, m, forget_tag=fs.tag, forget_classes=list(fs.classes),
+                           setting=args.setting if which == "original" else "full", method=which,
+                           device=device_name(device), model_num=n, time_total_s=time.perf_counter() - t0)
+    print(f"{which} m{n} {fs.tag}: test retain {float(row['test_retain_acc']):.4f} forget "
+          f"{float(row['test_forget_acc']):.4f} train forget {float(row['train_forget_acc']):.4f} AUS {float(row['aus']):.4f}")
+    return row
+
+
 def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
-    """Every requested run; rows of finished runs are skipped unless --overwrite. A run stopped by a
-    non-finite loss keeps its last good weights and its row (stop_reason says so), and the stage then
-    ends with Diverged (exit 3) so that a job array marks the task as failed."""
+    """Every requested run. Seed B's run flags --run_original, --run_unlearn, --run_rt_model each add
+    their row per (original, forget set) to results/unlearn.csv (with --save_df); rows of finished
+    unlearning runs are skipped unless --overwrite. A run stopped by a non-finite loss keeps its last
+    good weights and its row (stop_reason says so), and the stage then ends with Diverged (exit 3) so
+    that a job array marks the task as failed."""
     results.check_csvs(args.root, "unlearn", "oracle")
     done = results.existing(args.root, "unlearn")
     train_targets = splits(args)["train"].targets
@@ -258,6 +295,13 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
     for n in opts.model_nums(args):
         inp = None
         for fs in sets:
+            for which, wanted in (("original", args.run_original), ("oracle", args.run_rt_model)):
+                if wanted:
+                    inp = inp or prepare(args, n, device)
+                    row = reference_row(args, n, fs, which, inp, device)
+                    if args.save_df:
+                        results.append(args.root, "unlearn", [row])
+                    rows.append(row)
             if args.run_unlearn:
                 rid = results.run_id(run_config(args, n, fs))
                 if rid in done and not args.overwrite and not args.load_unlearned_model:

@@ -35,6 +35,10 @@ class TensorFeed:
     def subset(self, mask: torch.Tensor) -> TensorFeed:
         return TensorFeed(self.x[mask], self.y[mask])
 
+    def with_targets(self, y: torch.Tensor) -> TensorFeed:
+        """The same inputs with other labels (SCAR_self's pseudo-labels)."""
+        return TensorFeed(self.x, y.to(self.x.device))
+
     def batches(self, bsize: int, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
         n = len(self.y)
         if shuffle:
@@ -61,7 +65,10 @@ class _Indexed(Dataset):
 
 
 class ImageFeed:
-    """Images through a DataLoader, moved to `device` batch by batch (channels_last on CUDA)."""
+    """Images through a DataLoader, moved to `device` batch by batch (channels_last on CUDA).
+
+    The labels a batch carries are `targets` (the data set's own, or pseudo-labels set by
+    `with_targets`), so both feed kinds agree on what `targets` means."""
 
     def __init__(self, dataset: Dataset, targets: torch.Tensor, device: torch.device, num_workers: int = 0):
         self.dataset, self._targets, self.device, self.num_workers = dataset, targets, device, num_workers
@@ -78,16 +85,20 @@ class ImageFeed:
         return ImageFeed(torch.utils.data.Subset(self.dataset, idx.tolist()), self._targets[idx.cpu()],
                          self.device, self.num_workers)
 
+    def with_targets(self, y: torch.Tensor) -> ImageFeed:
+        """The same images with other labels (SCAR_self's pseudo-labels); batches yield these labels."""
+        return ImageFeed(self.dataset, y.cpu(), self.device, self.num_workers)
+
     def batches(self, bsize: int, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
         cuda = self.device.type == "cuda"
         loader = DataLoader(_Indexed(self.dataset), batch_size=bsize, shuffle=shuffle, generator=generator,
                             num_workers=self.num_workers, pin_memory=cuda,
                             persistent_workers=False)
-        for x, y, i in loader:
+        for x, _, i in loader:
             x = x.to(self.device, non_blocking=True)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y.to(self.device, non_blocking=True), i.to(self.device, non_blocking=True)
+            yield x, self._targets[i].to(self.device, non_blocking=True), i.to(self.device, non_blocking=True)
 
     def num_batches(self, bsize: int) -> int:
         return -(-len(self._targets) // bsize)

@@ -13,7 +13,7 @@ import sys
 import hparams
 import paths
 from data import get_info, list_datasets
-from methods import list_methods
+from methods import get_method, list_methods
 from models import FAMILY, list_models
 
 STAGES = ("train", "oracle", "embed", "baseline", "main", "sample", "collect")
@@ -23,7 +23,7 @@ SETTINGS = ("fc", "partial", "full")
 SOURCES = ("real", "synthetic")
 NOISES = ("gaussian", "uniform", "laplace", "gumbel", "bernoulli")
 SELECTS = ("val_aus", "last", "test_aus")
-SURROGATES = ("noise", "digits_shifted", "cifar10", "cifar100", "TinyImageNet", "retain")
+SURROGATES = ("noise", "sample_images", "cifar10", "cifar100", "TinyImageNet", "retain")
 
 
 class Parser(argparse.ArgumentParser):
@@ -132,7 +132,8 @@ def get_parser() -> Parser:
     g.add_argument("--gamma1", type=_float_min(0.0), default=None, help="SCAR: covariance shrinkage (diagonal)")
     g.add_argument("--gamma2", type=_float_min(0.0), default=None, help="SCAR: covariance shrinkage (off-diagonal)")
     g.add_argument("--surrogate_dataset", default=None, choices=SURROGATES,
-                   help="SCAR full setting: out-of-distribution images to distil on (default: noise images)")
+                   help="SCAR full setting: out-of-distribution images to distil on (default: sample_images on digits, "
+                        "the other CIFAR when present, else noise; see surrogates.py)")
     g.add_argument("--surrogate_quantity", type=_int_min(1), default=None,
                    help="SCAR full setting: number of surrogate images (default: size of the train split)")
     g.add_argument("--hp", type=_hp, action="append", default=[], metavar="KEY=VALUE",
@@ -225,6 +226,10 @@ def parse_args(argv: list[str] | None = None, stage: str = "main") -> argparse.N
         except ValueError:
             p.error(f"argument --hp: {k}={v!r} is not a {type(known[k]).__name__}")
     args.method_hp = {**known, **hp}
+    if stage == "main" and args.setting == "full" and args.surrogate_dataset is None \
+            and "surrogate" in get_method(args.method).needs:
+        from surrogates import default_surrogate
+        args.surrogate_dataset = default_surrogate(args.dataset, args.data_root)
     if not (args.run_original or args.run_unlearn or args.run_rt_model):
         args.run_unlearn = True
     if args.push_results:

@@ -1,21 +1,112 @@
-"""Surrogate images for SCAR's distillation in the full setting: out-of-distribution inputs, no
-retain data. `noise`: Gaussian-noise images (seed B's option; needs no download)."""
+"""Surrogate images for SCAR's distillation in the full setting: out-of-distribution inputs, so that
+no retain data is needed (seed B's `--surrogate_dataset`, `--surrogate_quantity`).
+
+    noise          Gaussian-noise images (seed B's option; needs nothing)
+    sample_images  patches of scikit-learn's two bundled photographs (`load_sample_images`: a
+                   Chinese temple and a flower) at three scales, randomly flipped: natural-image
+                   statistics with no download; the default for `digits`
+    cifar10/cifar100/TinyImageNet
+                   another data set's train images from --data_root (for CIFAR-10 use CIFAR-100 and
+                   vice versa, as the SCAR paper does); default for CIFAR when present
+    retain         the real retain images (an ablation: not retain-free, labelled as such in the CSV)
+Every surrogate is drawn with --seed, resized to --img_size and normalised with the *target* data
+set's statistics, since it is fed to the target model. Labels are -1 (unknown).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from feeds import TensorFeed
+from data import get_info, make_transform
+from feeds import Feed, ImageFeed, TensorFeed
 from runtime import UserError
 
+PATCH_SIZES = (24, 48, 96)  # pixels of the 427×640 photographs cut into patches
+OTHER = {"cifar10": "cifar100", "cifar100": "cifar10", "TinyImageNet": "cifar100"}
 
-def surrogate_feed(args: argparse.Namespace, n_default: int, device: torch.device) -> TensorFeed:
-    kind = args.surrogate_dataset or "noise"
+
+def default_surrogate(dataset: str, data_root: str) -> str:
+    """`sample_images` for digits; the other CIFAR for CIFAR/TinyImageNet when its files are under
+    --data_root, else Gaussian noise (printed, and recorded in the CSV row)."""
+    if dataset == "digits":
+        return "sample_images"
+    other = OTHER.get(dataset)
+    folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}.get(other or "")
+    if folder and (Path(data_root) / folder).is_dir():
+        return other
+    print(f"note: --surrogate_dataset unset and {other} is not under --data_root {data_root}; using Gaussian-noise "
+          f"surrogates (pass --surrogate_dataset to choose)")
+    return "noise"
+
+
+def sample_image_patches(n: int, generator: torch.Generator) -> torch.Tensor:
+    """`n` uint8 patches (n×3×S×S, S = smallest patch size) cut from scikit-learn's sample photographs."""
+    from sklearn.datasets import load_sample_images
+    photos = [torch.tensor(im).permute(2, 0, 1).float() for im in load_sample_images().images]
+    s = PATCH_SIZES[0]
+    pool = []
+    for p in PATCH_SIZES:
+        for im in photos:
+            tiles = im.unfold(1, p, p // 2).unfold(2, p, p // 2)  # 3×h×w×p×p
+            tiles = tiles.permute(1, 2, 0, 3, 4).reshape(-1, 3, p, p)
+            pool.append(F.interpolate(tiles, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+                        if p != s else tiles)
+    pool = torch.cat(pool)
+    pick = torch.randint(len(pool), (n,), generator=generator)
+    x = pool[pick]
+    flip = torch.rand(n, generator=generator) < 0.5
+    x[flip] = x[flip].flip(-1)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def surrogate_feed(args: argparse.Namespace, n_default: int, device: torch.device,
+                   retain: Feed | None = None) -> Feed:
+    """The surrogate stream: `args.surrogate_quantity` images (default `n_default`) of
+    `args.surrogate_dataset`, ready for the target model."""
+    kind = args.surrogate_dataset
     n = args.surrogate_quantity or n_default
     g = torch.Generator().manual_seed(args.seed)
+    info = get_info(args.dataset)
+    unknown = torch.full((n,), -1, dtype=torch.long)
     if kind == "noise":
         x = torch.randn(n, 3, args.img_size, args.img_size, generator=g)
-        return TensorFeed(x.to(device), torch.full((n,), -1, dtype=torch.long, device=device))
-    raise UserError(f"--surrogate_dataset {kind}: not available yet; valid: noise")
+        return TensorFeed(x.to(device), unknown.to(device))
+    if kind == "retain":
+        if retain is None:
+            raise UserError("--surrogate_dataset retain needs the real retain set")
+        return retain
+    if kind == "sample_images":
+        x = make_transform(info, args.img_size, train=False)(_resized(sample_image_patches(n, g), args.img_size))
+        return TensorFeed(x.to(device), unknown.to(device))
+    if kind == args.dataset:
+        raise UserError(f"--surrogate_dataset {kind}: that is the data set being unlearned, not out-of-distribution "
+                        f"data; choose another (valid: noise, sample_images, {', '.join(OTHER)}, retain)")
+    try:
+        other = get_info(kind)
+    except UserError:
+        raise UserError(f"--surrogate_dataset {kind}: unknown; valid: noise, sample_images, "
+                        f"{', '.join(OTHER)}, retain") from None
+    train, _ = other.load(Path(args.data_root))
+    pick = torch.randperm(len(train), generator=g)[:n]
+    if len(pick) < n:
+        pick = torch.cat([pick, torch.randint(len(train), (n - len(pick),), generator=g)])
+    imgs = train.subset(pick)
+    tf = make_transform(info, args.img_size, train=False)
+    if isinstance(imgs.images, torch.Tensor):
+        x = tf(_resized(imgs.images, args.img_size))
+        return TensorFeed(x.to(device), unknown.to(device))
+    from data import TorchDataset  # image files (TinyImageNet): decoded batch by batch
+    return ImageFeed(TorchDataset(imgs, lambda im: tf(_resized(im, args.img_size))), unknown,
+                     device, args.num_workers)
+
+
+def _resized(x: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Bring uint8 images to `img_size` (the target transform resizes only from its native size)."""
+    if x.shape[-1] == img_size and x.shape[-2] == img_size:
+        return x
+    from torchvision.transforms import v2
+    return v2.functional.resize(x, [img_size, img_size], antialias=True)

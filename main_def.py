@@ -1,0 +1,26 @@
+"""Seed B's (SCAR's) entry point: main.py with the whole network updated on images by default.
+
+    python3 main_def.py --run_name cifar10_CR --dataset cifar10 --mode CR --cuda 0 --save_model --save_df \
+        --run_unlearn --num_workers 4 --method SCAR --model resnet18 --bsize 1024 --lr 0.0005 --epochs 30 \
+        --temperature 1 --lambda_1 1 --lambda_2 5 --delta .5 --gamma1 3 --gamma2 3
+SCAR's README runs this name; it is `main.py --setting full` unless --setting is given.
+"""
+
+import sys
+
+import experiment
+import opts
+from runtime import get_device, run_stage, seed_everything
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if not any(a == "--setting" or a.startswith("--setting=") for a in argv):
+        argv = [*argv, "--setting", "full"]
+    args = opts.parse_args(argv, stage="main")
+    seed_everything(args.seed, args.deterministic)
+    experiment.main(args, get_device(args.cuda))
+
+
+if __name__ == "__main__":
+    run_stage(main)
