@@ -30,8 +30,18 @@ CPU = torch.device("cpu")
 METHODS = list_methods()
 # Short schedules keep the suite fast; fc runs keep the defaults (200 epochs of a linear head).
 SETTING_ARGS = {"fc": [], "partial": ["--epochs", "4", "--samples_per_class", "100"]}
+# SCRUB alternates max-steps (first half of the epochs) and min-steps; the digits forget set is one
+# batch, so 4 partial epochs give it only 2 max-steps: it needs 10 (measured: forget 0.93 -> 0.00).
+METHOD_SETTING_ARGS = {("SCRUB", "partial"): ["--epochs", "10"]}
+# Measured on the digits original (ResNet-18, class 3), default hyperparameters; strict xfails, so a
+# fix that makes one pass fails the suite until it is taken off this list.
 KNOWN_MISSES = {
-    # filled from measured runs, see the issue notes
+    ("SCRUB", "partial", "synthetic"): "SCRUB's max-steps on noise inputs of the last block do not transfer to real "
+                                       "forget samples: test forget 0.848 at 4 and at 10 epochs (retain 0.985)",
+    ("BS", "partial", "synthetic"): "BS pulls noise forget samples of the last block toward the runner-up class and "
+                                    "drags retain along: retain 0.933 vs 0.985 (forget 0.0) at 4 epochs",
+    ("SCAR_self", "fc", "real"): "Adam at the fc default lr 0.01 overshoots on the real pseudo-forget samples: retain "
+                                 "0.916 vs 0.985 after the 1-epoch stop (forget 0.0); --lr 0.003 gives 0.983 / 0.0",
 }
 
 
@@ -52,11 +62,12 @@ def original_retain(root) -> float:
 @pytest.mark.parametrize("source", ["real", "synthetic"])
 @pytest.mark.parametrize("setting", ["fc", "partial"])
 @pytest.mark.parametrize("method", METHODS)
-def test_method_forgets_and_keeps_retain(digits_root, method, setting, source):
+def test_method_forgets_and_keeps_retain(digits_root, method, setting, source, request):
     key = (method, setting, source)
     if key in KNOWN_MISSES:
-        pytest.xfail(KNOWN_MISSES[key])
-    row = unlearn(digits_root, "--method", method, "--setting", setting, "--source", source, *SETTING_ARGS[setting])
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[key], strict=True))
+    row = unlearn(digits_root, "--method", method, "--setting", setting, "--source", source, *SETTING_ARGS[setting],
+                  *METHOD_SETTING_ARGS.get((method, setting), []))
     forget, retain = float(row["test_forget_acc"]), float(row["test_retain_acc"])
     base = original_retain(digits_root)
     uses_forget = "forget" in get_method(method).needs or get_method(method).self_forget
