@@ -33,8 +33,10 @@ SETTING_ARGS = {"fc": [], "partial": ["--epochs", "4", "--samples_per_class", "1
 # SCRUB alternates max-steps (first half of the epochs) and min-steps; the digits forget set is one
 # batch, so 4 partial epochs give it only 2 max-steps: it needs 10 (measured: forget 0.93 -> 0.00).
 METHOD_SETTING_ARGS = {("SCRUB", "partial"): ["--epochs", "10"]}
-# Measured on the digits original (ResNet-18, class 3), default hyperparameters; strict xfails, so a
-# fix that makes one pass fails the suite until it is taken off this list.
+# Measured on the digits original (ResNet-18, class 3), default hyperparameters. Misses far from the
+# bar are strict xfails (a fix that makes one pass fails the suite until it leaves this list); the two
+# within 2 points of the bar are not strict, since a retrained original on another CPU may land either side.
+STRICT = {("SCRUB", "partial", "synthetic")}
 KNOWN_MISSES = {
     ("SCRUB", "partial", "synthetic"): "SCRUB's max-steps on noise inputs of the last block do not transfer to real "
                                        "forget samples: test forget 0.848 at 4 and at 10 epochs (retain 0.985)",
@@ -65,7 +67,7 @@ def original_retain(root) -> float:
 def test_method_forgets_and_keeps_retain(digits_root, method, setting, source, request):
     key = (method, setting, source)
     if key in KNOWN_MISSES:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[key], strict=True))
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[key], strict=key in STRICT))
     row = unlearn(digits_root, "--method", method, "--setting", setting, "--source", source, *SETTING_ARGS[setting],
                   *METHOD_SETTING_ARGS.get((method, setting), []))
     forget, retain = float(row["test_forget_acc"]), float(row["test_retain_acc"])
