@@ -165,3 +165,11 @@ def test_multiclass_forgetting(digits_root, source):
     (row,) = experiment.main(p, CPU)
     assert row["forget_tag"] == "multi2" and len(row["forget_classes"].split()) == 2
     assert float(row["test_forget_acc"]) <= 0.10 and float(row["test_retain_acc"]) >= 0.90, row
+
+
+def test_seed_b_entry_point_runs(digits_root):
+    from conftest import run_stage
+    p = run_stage("src/main.py", "--run_name", "seedB", "--dataset", "digits", "--mode", "CR", "--cuda", "-1",
+                  "--method", "NG", "--setting", "fc", "--epochs", "3", "--forget_class", str(FORGET_CLASS),
+                  "--overwrite", root=digits_root)
+    assert "NG m0 c3 fc/real" in p.stdout
