@@ -32,7 +32,7 @@ METHODS = list_methods()
 SETTING_ARGS = {"fc": [], "partial": ["--epochs", "4", "--samples_per_class", "100"]}
 # SCRUB alternates max-steps (first half of the epochs) and min-steps; the digits forget set is one
 # batch, so 4 partial epochs give it only 2 max-steps: it needs 10 (measured: forget 0.93 -> 0.00).
-METHOD_SETTING_ARGS = {("SCRUB", "partial"): ["--epochs", "10"]}
+METHOD_SETTING_ARGS = {("SCRUB", "partial", "real"): ["--epochs", "10"]}
 # Measured on the digits original (ResNet-18, class 3), default hyperparameters. Misses far from the
 # bar are strict xfails (a fix that makes one pass fails the suite until it leaves this list); the two
 # within 2 points of the bar are not strict, since a retrained original on another CPU may land either side.
@@ -69,7 +69,7 @@ def test_method_forgets_and_keeps_retain(digits_root, method, setting, source, r
     if key in KNOWN_MISSES:
         request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[key], strict=key in STRICT))
     row = unlearn(digits_root, "--method", method, "--setting", setting, "--source", source, *SETTING_ARGS[setting],
-                  *METHOD_SETTING_ARGS.get((method, setting), []))
+                  *METHOD_SETTING_ARGS.get(key, []))
     forget, retain = float(row["test_forget_acc"]), float(row["test_retain_acc"])
     base = original_retain(digits_root)
     uses_forget = "forget" in get_method(method).needs or get_method(method).self_forget

@@ -100,7 +100,7 @@ def test_hr_mode_end_to_end(root8):
     p = run_stage("training_oracle.py", *SMALL[:-1], *hr, "--epochs", "1", root=root8)
     n_train = int(p.stdout.split("training on ")[1].split("/")[1].split()[0])
     assert f"training on {n_train - 40}/{n_train}" in p.stdout
-    run_stage("main.py", *SMALL, *hr, "--setting", "full", "--method", "NG", "--epochs", "1", "--lr", "0.001",
+    run_stage("main.py", *SMALL[:-1], *hr, "--setting", "full", "--method", "NG", "--epochs", "1", "--lr", "0.001",
               "--run_original", "--run_unlearn", "--run_rt_model", root=root8)
     got = {r["kind"]: r for r in rows(root8) if r["forget_tag"] == "hr40_s1"}
     assert set(got) == {"original", "unlearn", "oracle"}
