@@ -244,6 +244,20 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
                             time_total_s=time.perf_counter() - t_start, **fields)
 
 
+# Options that change an unlearning run but not the evaluation of the original or the Oracle.
+NOT_REFERENCE_KEYS = opts.UNLEARN_KEYS | {"lr", "epochs", "bsize", "momentum", "wd", "scheduler", "patience",
+                                          "label_smoothing"}
+
+
+def reference_config(args: argparse.Namespace, n: int, fs: ForgetSet, which: str) -> dict:
+    """What a reference row depends on, so that asking for it again (another method, another lr) finds
+    the row already there instead of appending a duplicate."""
+    cfg = {k: v for k, v in run_config(args, n, fs).items() if k not in NOT_REFERENCE_KEYS}
+    if which == "original":
+        cfg["setting"] = args.setting
+    return {**cfg, "evaluated": which}
+
+
 def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, inp: Inputs,
                   device: torch.device) -> dict:
     """`--run_original` / `--run_rt_model` (seed B): the original's or the Oracle's metrics for this
@@ -267,9 +281,7 @@ def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, i
         outputs = {s: (predict(oracle, f), f.targets) for s in ("train", "val", "test")
                    for f in [image_feed(args, s, device)]}
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
-    cfg = {**run_config(args, n, fs), "evaluated": which}
-    for k in ("method", "method_hp", "source", "noise_type", "samples_per_class", "select"):
-        cfg.pop(k, None)
+    cfg = reference_config(args, n, fs, which)
     row = results.make_row(which, cfg, SCRIPT, m, forget_tag=fs.tag, forget_classes=list(fs.classes),
                            setting=args.setting if which == "original" else "full", method=which,
                            device=device_name(device), model_num=n, time_total_s=time.perf_counter() - t0)
@@ -296,7 +308,12 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
         inp = None
         for fs in sets:
             for which, wanted in (("original", args.run_original), ("oracle", args.run_rt_model)):
-                if wanted:
+                rid = results.run_id(reference_config(args, n, fs, which))
+                if wanted and rid in done and not args.overwrite:
+                    print(f"skip: {which} m{n} {fs.tag} already in results/unlearn.csv as {rid} "
+                          f"(use --overwrite to redo)")
+                    rows.append(done[rid])
+                elif wanted:
                     inp = inp or prepare(args, n, device)
                     row = reference_row(args, n, fs, which, inp, device)
                     if args.save_df:

@@ -109,6 +109,11 @@ def test_hr_mode_end_to_end(root8):
         assert math.isfinite(float(r["train_forget_acc"])) and math.isfinite(float(r["aus"]))
     assert float(got["unlearn"]["oracle_aus"]) == pytest.approx(float(got["oracle"]["aus"]), abs=1e-5)
     assert math.isfinite(float(got["unlearn"]["gap_oracle"]))
+    # asking for the references again (with another method and lr) finds their rows: no duplicates
+    n_rows = len(rows(root8))
+    again = main_in_process(root8, *hr, "--method", "RL", "--lr", "0.003", "--mia", "--run_original", "--run_rt_model")
+    assert len(rows(root8)) == n_rows
+    assert {r["run_id"] for r in again} == {got["original"]["run_id"], got["oracle"]["run_id"]}
 
 
 def test_sample_image_patches_are_seeded_natural_images():
