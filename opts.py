@@ -158,7 +158,7 @@ def get_parser() -> Parser:
 def _stage_defaults(args: argparse.Namespace, stage: str) -> dict:
     recipe = hparams.TRAIN_RECIPES[args.dataset]
     if stage == "main":
-        d = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting).items() if hasattr(args, k)}
+        d = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset).items() if hasattr(args, k)}
         d.setdefault("label_smoothing", 0.0)
     else:
         d = dict(recipe)
@@ -216,7 +216,7 @@ def parse_args(argv: list[str] | None = None, stage: str = "main") -> argparse.N
     if args.setting == "full" and args.source == "synthetic":
         p.error("argument --source: synthetic embeddings exist for the fc and partial settings only; "
                 "the full setting trains on real images")
-    known = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting).items() if not hasattr(args, k)}
+    known = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset).items() if not hasattr(args, k)}
     hp = {}
     for k, v in args.hp:
         if k not in known:

@@ -131,8 +131,9 @@ def main() -> None:
     a = p.parse_args()
     device = get_device(a.cuda)
     tail, x, y, xv, yv = problem(device)
+    n_f = int((y == FORGET).sum())
     print(f"device {device}, threads {torch.get_num_threads()}, {N}×{D} embeddings, {C} classes, forget class "
-          f"{FORGET}, {a.epochs} epochs, batch {a.bsize}")
+          f"{FORGET} ({n_f} rows; retain {N - n_f}), {a.epochs} epochs, batch {a.bsize}")
     print(f"{'method':8s} {'ours s':>8s} {'loader s':>9s} {'floor s':>8s} {'loader/ours':>12s} {'ours/floor':>11s}")
     for m in a.methods:
         t_floor = floor(m, tail, x, y, a.epochs, a.bsize, device)

@@ -57,8 +57,15 @@ def test_defaults_come_from_the_table():
     assert opts.parse_args(["--dataset", "TinyImageNet"], stage="train").scheduler == [25]
     assert opts.parse_args(["--dataset", "cifar100", "--model", "ViT"], stage="train").img_size == 224
     assert opts.parse_args(["--model", "swint"], stage="train").img_size == 32
-    m = opts.parse_args(["--method", "SCAR", "--setting", "full"])
+    m = opts.parse_args(["--dataset", "cifar10", "--method", "SCAR", "--setting", "full"])
     assert (m.lr, m.epochs, m.bsize) == (5e-4, 30, 1024)
+    assert (opts.parse_args(["--dataset", "cifar10", "--method", "NG", "--setting", "full"]).lr) == 0.01
+    # digits overrides, last in line: every method in full, then SCAR's own; a flag still wins
+    d = opts.parse_args(["--dataset", "digits", "--method", "NG", "--setting", "full"])
+    assert (d.lr, d.epochs, d.bsize) == (3e-3, 5, 256)
+    d = opts.parse_args(["--dataset", "digits", "--method", "SCAR", "--setting", "full", "--epochs", "2"])
+    assert (d.lr, d.epochs, d.bsize) == (1e-4, 2, 128)
+    assert opts.parse_args(["--dataset", "digits", "--method", "SCRUB", "--setting", "partial"]).method_hp["msteps"] == 5
     assert opts.parse_args(["--method", "DELETE"]).scheduler == ["cosine"]
     s = opts.parse_args(["--method", "SCRUB", "--hp", "msteps=3", "--lr", "0.5"])
     assert s.method_hp == {"alpha": 1.0, "gamma": 1.0, "msteps": 3} and s.lr == 0.5 and s.temperature == 2.0
