@@ -39,8 +39,8 @@ METHOD_SETTING_ARGS = {("SCRUB", "partial", "real"): ["--epochs", "10"]}
 STRICT = {("SCRUB", "partial", "synthetic")}
 KNOWN_MISSES = {
     ("SCRUB", "partial", "synthetic"): "SCRUB's max-steps on noise inputs of the last block do not transfer to real "
-                                       "forget samples: test forget 0.848 with 2 and with 5 max-step epochs (retain 0.985); still failing "
-                                       "with the 4 of the current 4-epoch test",
+                                       "forget samples: test forget 0.848 with 2 and with 5 max-step "
+                                       "epochs (retain 0.985); still failing with the 4 of this 4-epoch test",
     ("BS", "partial", "synthetic"): "BS pulls noise forget samples of the last block toward the runner-up class and "
                                     "drags retain along: retain 0.933 vs 0.985 (forget 0.0) at 4 epochs",
     ("SCAR_self", "fc", "real"): "Adam at the fc default lr 0.01 overshoots on the real pseudo-forget samples: retain "
