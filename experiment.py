@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -27,7 +28,7 @@ from methods import Context, get_method
 from metrics import accuracy, add_aus, aus, gap_to_oracle
 from models import CutNet
 from pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
-from runtime import Diverged, UserError, device_name
+from runtime import Diverged, RunFailed, UserError, device_name
 from storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from synthetic import generate
 from unlearn import run
@@ -111,7 +112,7 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
         out["surrogate"] = inp.source if method_cls.self_forget else out["retain"]
     for need in method_cls.needs:
         if len(out[need]) == 0:
-            raise UserError(f"{method_cls.name} needs {need} data but the {args.source} {need} set of {fs.tag} is empty"
+            raise RunFailed(f"{method_cls.name} needs {need} data but the {args.source} {need} set of {fs.tag} is empty"
                             + (" (raise --samples_per_class or try another --noise_type)" if args.source == "synthetic" else ""))
     return out
 
@@ -295,7 +296,8 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
     their row per (original, forget set) to results/unlearn.csv (with --save_df); rows of finished
     unlearning runs are skipped unless --overwrite. A run stopped by a non-finite loss keeps its last
     good weights and its row (stop_reason says so), and the stage then ends with Diverged (exit 3) so
-    that a job array marks the task as failed."""
+    that a job array marks the task as failed. A run that cannot be done on its forget set (RunFailed)
+    writes no row; the loop goes on to the next set and the stage ends with exit 2 naming each one."""
     results.check_csvs(args.root, "unlearn", "oracle")
     done = results.existing(args.root, "unlearn")
     train_targets = splits(args)["train"].targets
@@ -303,7 +305,7 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
     for fs in sets:
         if not bool(fs.mask("train", train_targets).any()):
             raise UserError(f"forget set {fs.tag} is empty: no sample of the {args.dataset} train split is in it")
-    rows, diverged = [], []
+    rows, diverged, failed = [], [], []
     for n in opts.model_nums(args):
         inp = None
         for fs in sets:
@@ -326,7 +328,12 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
                           f"results/unlearn.csv as {rid} (use --overwrite to redo)")
                     continue
                 inp = inp or prepare(args, n, device)
-                row = unlearn_one(args, n, fs, inp, device)
+                try:
+                    row = unlearn_one(args, n, fs, inp, device)
+                except RunFailed as e:
+                    failed.append(f"{args.method} m{n} {fs.tag}: {e}")
+                    print(f"error: {failed[-1]} (no row written; going on)", file=sys.stderr)
+                    continue
                 print(f"{args.method} m{n} {fs.tag} {args.setting}/{args.source}: test retain "
                       f"{float(row['test_retain_acc']):.4f} forget {float(row['test_forget_acc']):.4f} "
                       f"AUS {float(row['aus']):.4f} best epoch {row['best_epoch']} ({float(row['time_unlearn_s']):.2f}s)")
@@ -335,7 +342,12 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
                 rows.append(row)
                 if row["stop_reason"].startswith("non-finite"):
                     diverged.append(f"{args.method} m{n} {fs.tag}: {row['stop_reason']}")
+    problems = []
+    if failed:
+        problems.append(f"{len(failed)} run(s) could not be done and wrote no row ({'; '.join(failed)})")
     if diverged:
-        raise Diverged(f"{len(diverged)} run(s) stopped on a non-finite loss ({'; '.join(diverged)}); the rows "
-                       f"record it in stop_reason; lower --lr")
+        problems.append(f"{len(diverged)} run(s) stopped on a non-finite loss ({'; '.join(diverged)}); the rows "
+                        f"record it in stop_reason; lower --lr")
+    if problems:
+        raise (Diverged if diverged else RunFailed)("; ".join(problems) + f"; {len(rows)} row(s) done")
     return rows

@@ -24,6 +24,11 @@ class UserError(Exception):
     exit_code = 2
 
 
+class RunFailed(UserError):
+    """One run cannot be done on its forget set (e.g. SCAR finds no class to pull toward). A stage
+    looping over forget sets reports it, goes on to the next set, and exits 2 at the end."""
+
+
 class Diverged(UserError):
     """Runs that stopped on a non-finite loss (their rows were written, with the stop reason): exit 3."""
 

@@ -23,6 +23,7 @@ import torch
 from feeds import Feed, TensorFeed, cycle, predict
 from methods import register_method
 from methods.base import Method, kd_loss
+from runtime import RunFailed, UserError
 
 
 def tukey(f: torch.Tensor, delta: float) -> torch.Tensor:
@@ -72,8 +73,7 @@ class SCAR(Method):
                     precisions[c] = shrunk_precision(zc, hp.gamma1, hp.gamma2)
                     classes.append(c)
             if not classes:
-                from runtime import UserError
-                raise UserError("SCAR: no retained class has two or more surrogate samples to estimate statistics")
+                raise RunFailed("SCAR: no retained class has two or more surrogate samples to estimate statistics")
             zf, _ = self._features(forget)
             yf = forget.targets.to(zf.device)
             dist = torch.stack([self._mahalanobis(zf, c, precisions[c]) for c in classes], 1)
@@ -124,15 +124,13 @@ class SCAR_self(SCAR):
 
     def setup(self, feeds: dict[str, Feed]) -> None:
         if not self.ctx.class_removal:
-            from runtime import UserError
             raise UserError("SCAR_self is defined for class removal (--mode CR) only")
         sur = feeds["surrogate"]
         with torch.no_grad():
             pred = predict(self.teacher, sur, 1024).argmax(1)
         mask = torch.isin(pred, torch.tensor(self.ctx.forget_classes, device=pred.device))
         if not mask.any():
-            from runtime import UserError
-            raise UserError("SCAR_self: the original assigns no surrogate sample to the removed class(es)")
+            raise RunFailed("SCAR_self: the original assigns no surrogate sample to the removed class(es)")
         self.pseudo_forget = sur.subset(mask)
         if isinstance(self.pseudo_forget, TensorFeed):
             self.pseudo_forget = TensorFeed(self.pseudo_forget.x, pred[mask])

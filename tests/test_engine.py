@@ -174,3 +174,29 @@ def test_seed_b_entry_point_runs(digits_root):
                   "--method", "NG", "--setting", "fc", "--epochs", "3", "--forget_class", str(FORGET_CLASS),
                   "--overwrite", root=digits_root)
     assert "NG m0 c3 fc/real" in p.stdout
+
+
+def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsys):
+    """A forget set the method cannot handle (here: SCAR told it has no class to pull toward) is
+    reported and skipped; the other classes still run and write rows, and the stage ends with RunFailed."""
+    import pipeline
+    from methods.scar import SCAR
+    from runtime import RunFailed
+
+    prepare = SCAR.prepare
+
+    def fail_on_4(self, surrogate, forget):
+        if 4 in self.ctx.forget_classes:
+            raise RunFailed("SCAR: no retained class has two or more surrogate samples to estimate statistics")
+        return prepare(self, surrogate, forget)
+
+    monkeypatch.setattr(SCAR, "prepare", fail_on_4)
+    monkeypatch.setitem(pipeline.FORGET_CLASSES, "digits", [4, FORGET_CLASS])
+    args = opts.parse_args(["--root", str(digits_root), "--method", "SCAR", "--epochs", "20", "--overwrite",
+                            "--no-save_df", "--no-mia"], stage="main")
+    with pytest.raises(RunFailed, match=r"1 run\(s\) could not be done.*SCAR m0 c4: SCAR: no retained.*1 row\(s\) done"):
+        experiment.main(args, CPU)
+    out = capsys.readouterr()
+    assert "error: SCAR m0 c4: SCAR: no retained" in out.err and "going on" in out.err
+    (line,) = [ln for ln in out.out.splitlines() if ln.startswith(f"SCAR m0 c{FORGET_CLASS} fc/real: test retain")]
+    assert float(line.split("forget ")[1].split()[0]) <= 0.10, line

@@ -147,3 +147,33 @@ def test_other_dataset_surrogates(tmp_path):
     feed = surrogate_feed(args, 10, torch.device("cpu"))
     assert feed.x.shape == (30, 3, 8, 8) and bool((feed.y == -1).all())
     assert abs(float(feed.x.mean())) < 3
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule: the last pattern matching the path or one of its parent folders
+    wins, `!` re-includes (fnmatch stands in for Go's filepath.Match; enough for these patterns)."""
+    from fnmatch import fnmatch
+    parts, out = path.split("/"), False
+    for pat in patterns:
+        neg, pat = pat.startswith("!"), pat.lstrip("!").strip("/")
+        if any(fnmatch("/".join(parts[:i]), pat) for i in range(1, len(parts) + 1)):
+            out = not neg
+    return out
+
+
+def test_docker_context_keeps_the_code_and_drops_data():
+    """The image gets every tracked file (the `data` package included, which shares its folder with
+    the default --data_root), and no data set, venv or runs tree."""
+    import subprocess
+    repo = Path(__file__).resolve().parents[1]
+    pats = [ln.strip() for ln in (repo / ".dockerignore").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
+    try:
+        tracked = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    needed = [f for f in tracked.splitlines() if f.endswith((".py", ".sh", ".txt", ".toml"))]
+    assert "data/cifar.py" in needed and not [f for f in needed if dockerignored(f, pats)]
+    for junk in ("data/cifar-10-batches-py/data_batch_1", "data/tiny-imagenet-200/wnids.txt", ".venv/bin/python",
+                 "runs/results/unlearn.csv", "models/__pycache__/zoo.cpython-311.pyc"):
+        assert dockerignored(junk, pats), junk
