@@ -66,6 +66,8 @@ def test_defaults_come_from_the_table():
     d = opts.parse_args(["--dataset", "digits", "--method", "SCAR", "--setting", "full", "--epochs", "2"])
     assert (d.lr, d.epochs, d.bsize) == (1e-4, 2, 128)
     assert opts.parse_args(["--dataset", "digits", "--method", "SCRUB", "--setting", "partial"]).method_hp["msteps"] == 5
+    assert opts.parse_args(["--dataset", "digits", "--method", "SCRUB", "--setting", "full"]).method_hp["msteps"] == 5
+    assert opts.parse_args(["--dataset", "cifar10", "--method", "SCRUB", "--setting", "full"]).method_hp["msteps"] == -1
     assert opts.parse_args(["--method", "DELETE"]).scheduler == ["cosine"]
     s = opts.parse_args(["--method", "SCRUB", "--hp", "msteps=3", "--lr", "0.5"])
     assert s.method_hp == {"alpha": 1.0, "gamma": 1.0, "msteps": 3} and s.lr == 0.5 and s.temperature == 2.0
