@@ -175,6 +175,13 @@ def oracle_columns(args: argparse.Namespace, n: int, fs: ForgetSet, row: dict) -
             "oracle_aus": o["aus"], "gap_oracle": gap_to_oracle(row, o, fs.mode)}
 
 
+def method_hparams(args: argparse.Namespace) -> SimpleNamespace:
+    """What a method reads from `ctx.hp`: the shared optimisation and SCAR options, plus its own (--hp)."""
+    keys = ("lr", "epochs", "bsize", "momentum", "wd", "scheduler", "temperature", "lambda_1", "lambda_2", "delta",
+            "gamma1", "gamma2", "patience")
+    return SimpleNamespace(**{k: getattr(args, k) for k in keys}, **args.method_hp)
+
+
 def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, device: torch.device) -> dict:
     """Run (or reload) one unlearning, evaluate it, return its CSV row."""
     t_start = time.perf_counter()
@@ -185,10 +192,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
     base_tail = inp.net if args.setting == "full" else inp.net.tail(args.setting)
     tail = copy.deepcopy(base_tail if args.setting != "full" else inp.net.tail("full"))
     teacher = copy.deepcopy(tail).eval().requires_grad_(False)
-    hp = SimpleNamespace(**{k: getattr(args, k) for k in ("lr", "epochs", "bsize", "momentum", "wd", "scheduler",
-                                                           "temperature", "lambda_1", "lambda_2", "delta", "gamma1",
-                                                           "gamma2", "patience")}, **args.method_hp)
-    ctx = Context(args.num_classes, fs.classes, hp, device, torch.Generator().manual_seed(args.seed))
+    ctx = Context(args.num_classes, fs.classes, method_hparams(args), device, torch.Generator().manual_seed(args.seed))
     a_or = original_accuracy(inp.original, fs)
     vlo, vy = inp.original["val"]
     vmask = fs.mask("val", vy)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -58,3 +60,43 @@ def test_pretrained_offline_fails_clearly(tmp_path, monkeypatch):
         create_model("resnet18", 10, pretrained=True)
     msg = str(e.value)
     assert "resnet18-f37072fd.pth" in msg and str(tmp_path) in msg and "--pretrained" in msg
+
+
+@pytest.mark.parametrize("name", [n for n in SIZES if n != "resnet18"])  # resnet18: tests/test_full_scar_hr.py
+def test_full_setting_trains_the_whole_network_of_every_backbone(name):
+    """`--setting full` on ResNet-50, ViT and Swin: one epoch of SCAR, the method that reads the tail's
+    features (Mahalanobis statistics) as well as its outputs, runs, stays finite and moves the first
+    layer of the trunk, not just the head. (Every method in full, on ResNet-18: test_full_scar_hr.py.)"""
+    import copy
+
+    import experiment
+    import opts
+    from feeds import TensorFeed
+    from methods import Context, get_method
+    from unlearn import run
+
+    torch.manual_seed(0)
+    s = SIZES[name]
+    net = create_model(name, num_classes=4, stem="small", img_size=s)
+    x, y = torch.randn(24, 3, s, s), torch.arange(24) % 4
+    for bn in (m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
+        bn.momentum = None  # BatchNorm statistics of these inputs: a random net with unit statistics saturates
+    with torch.no_grad():
+        net.train()(x)
+    tail = net.eval().tail("full")
+    with torch.no_grad():  # a head fitted to y, so that the original's predictions spread over the classes
+        f = torch.cat([tail.features(x), torch.ones(24, 1)], 1)
+        w = torch.linalg.lstsq(f, 5 * torch.eye(4)[y]).solution
+        net.head[1].weight.copy_(w[:-1].T)
+        net.head[1].bias.copy_(w[-1])
+    first = next(tail.parameters()).detach().clone()
+    feeds = {"retain": TensorFeed(x[y != 1], y[y != 1]), "forget": TensorFeed(x[y == 1], y[y == 1]),
+             "surrogate": TensorFeed(x, torch.full((24,), -1))}
+    args = opts.parse_args(["--model", name, "--setting", "full", "--method", "SCAR", "--epochs", "1", "--bsize", "8"],
+                           stage="main")
+    ctx = Context(4, (1,), experiment.method_hparams(args), torch.device("cpu"), torch.Generator().manual_seed(0))
+    scar = get_method("SCAR")(copy.deepcopy(tail), copy.deepcopy(tail).requires_grad_(False), ctx)
+    out = run(scar, {k: feeds[k] for k in scar.needs}, feeds["forget"], lambda fn, row: row.update(score=0.0) or row,
+              "last")
+    assert out.stop_reason in ("completed", "method stop rule at epoch 1") and math.isfinite(out.log[0]["loss"])
+    assert not torch.equal(next(out.tail.parameters()), first)
