@@ -5,12 +5,12 @@ CSV, Markdown and LaTeX under <root>/tables) and the figures (PNG under <root>/p
     python collect_results.py --root runs --dataset digits --model resnet18 --setting fc
 Filters (unset = all): --dataset --model --setting --source --method --mode --forget_mode
 --forget_class --num_forget_classes. The best configuration (learning rate) per method is picked on
-the val split only; see tables.py and README § Metrics.
+the val split only; see reporting/tables.py and README § Metrics.
 """
 
 import opts
-import tables
-from runtime import UserError, run_stage
+from core.runtime import UserError, run_stage
+from reporting import tables
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
         for p in tables.write(t, args.root):
             print(f"-> {p}")
         if args.plots:
-            import plots
+            from reporting import plots
             for p in plots.draw(t, args.root):
                 print(f"-> {p}")
 

@@ -7,11 +7,11 @@ augmentation), val and test, with labels, under <root>/<dataset>/<model>/embeddi
 from __future__ import annotations
 
 import opts
-import paths
-from embeddings import extract, fingerprint
-from pipeline import image_feed, load_original
-from runtime import get_device, run_stage
-from storage import atomic_torch_save
+from core import paths
+from core.runtime import get_device, run_stage
+from core.storage import atomic_torch_save
+from engine.embeddings import extract, fingerprint
+from stages.pipeline import image_feed, load_original
 
 SPLITS = ("train", "val", "test")
 

@@ -4,9 +4,9 @@
 See README for every flag; `--setting fc|partial|full`, `--source real|synthetic`.
 """
 
-import experiment
 import opts
-from runtime import get_device, run_stage, seed_everything
+from core.runtime import get_device, run_stage, seed_everything
+from stages import experiment
 
 
 def main() -> None:

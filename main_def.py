@@ -8,9 +8,9 @@ SCAR's README runs this name; it is `main.py --setting full` unless --setting is
 
 import sys
 
-import experiment
 import opts
-from runtime import get_device, run_stage, seed_everything
+from core.runtime import get_device, run_stage, seed_everything
+from stages import experiment
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """One argument parser for every stage (the seeds' flags, names and meanings kept, DESIGN §8).
 
-Options left unset are filled from the one table of defaults in `hparams.py` for the stage, data
+Options left unset are filled from the one table of defaults in `engine/hparams.py` for the stage, data
 set, model and method at hand; `resolved_config(args)` is what a CSV row records. Bad values fail
 here, at parse time, with one line naming the valid choices.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import hparams
-import paths
+from core import paths
 from data import get_info, list_datasets
+from engine import hparams
 from methods import get_method, list_methods
 from models import FAMILY, list_models
 
@@ -102,7 +102,7 @@ def get_parser() -> Parser:
     g.add_argument("--hr_samples", type=_int_min(1), default=None, help="HR: number of forget samples (default per dataset)")
     g.add_argument("--hr_seed", type=_int_min(0), default=0, help="HR: seed of the forget-sample draw")
 
-    g = p.add_argument_group("optimisation (unset: from hparams.py for the stage, data set and method)")
+    g = p.add_argument_group("optimisation (unset: from engine/hparams.py for the stage, data set and method)")
     g.add_argument("--epochs", type=_int_min(1), default=None, help="epochs")
     g.add_argument("--bsize", type=_int_min(1), default=None, help="batch size")
     g.add_argument("--lr", type=_float_min(0.0, strict=True), default=None, help="learning rate")
@@ -133,7 +133,7 @@ def get_parser() -> Parser:
     g.add_argument("--gamma2", type=_float_min(0.0), default=None, help="SCAR: covariance shrinkage (off-diagonal)")
     g.add_argument("--surrogate_dataset", default=None, choices=SURROGATES,
                    help="SCAR full setting: out-of-distribution images to distil on (default: sample_images on digits, "
-                        "the other CIFAR when present, else noise; see surrogates.py)")
+                        "the other CIFAR when present, else noise; see engine/surrogates.py)")
     g.add_argument("--surrogate_quantity", type=_int_min(1), default=None,
                    help="SCAR full setting: number of surrogate images (default: size of the train split)")
     g.add_argument("--hp", type=_hp, action="append", default=[], metavar="KEY=VALUE",
@@ -228,7 +228,7 @@ def parse_args(argv: list[str] | None = None, stage: str = "main") -> argparse.N
     args.method_hp = {**known, **hp}
     if stage == "main" and args.setting == "full" and args.surrogate_dataset is None \
             and "surrogate" in get_method(args.method).needs:
-        from surrogates import default_surrogate
+        from engine.surrogates import default_surrogate
         args.surrogate_dataset = default_surrogate(args.dataset, args.data_root)
     if not (args.run_original or args.run_unlearn or args.run_rt_model):
         args.run_unlearn = True

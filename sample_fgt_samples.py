@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 
 import opts
-import paths
+from core import paths
+from core.runtime import run_stage
 from data.forget import sample_hr
-from pipeline import splits
-from runtime import run_stage
+from stages.pipeline import splits
 
 DEFAULT_SEEDS = range(10)  # SCAR: ten seeds, one Oracle per seed
 

@@ -24,14 +24,14 @@ import sys
 import time
 from pathlib import Path
 
-import hparams
 import opts
-import paths
-import results
+from core import paths
+from core.runtime import REPO, UserError, run_stage
 from data import list_datasets
+from engine import hparams
 from methods import list_methods
 from models import list_models
-from runtime import REPO, UserError, run_stage
+from reporting import results
 
 TASK_SCRIPT = REPO / "bash" / "sweep_task.sh"
 
@@ -50,7 +50,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="noise families of the synthetic source")
     g.add_argument("--methods", nargs="+", default=list_methods(), choices=list_methods())
     g.add_argument("--lrs", nargs="+", type=float, default=None,
-                   help="learning rates (default: each method's default from hparams.py)")
+                   help="learning rates (default: each method's default from engine/hparams.py)")
     g.add_argument("--model_nums", nargs="+", type=int, default=[0], help="originals m<n>")
     f = g.add_mutually_exclusive_group()
     f.add_argument("--forget_classes", nargs="+", type=int, default=None,
@@ -140,8 +140,8 @@ def check_passthrough(passthrough: list[str]) -> None:
 
 def run_ids(args: argparse.Namespace) -> list[str]:
     """The result-row ids main.py gives the runs of one parsed command (the same functions it uses)."""
-    from experiment import run_config
-    from pipeline import forget_sets
+    from stages.experiment import run_config
+    from stages.pipeline import forget_sets
     return [results.run_id(run_config(args, n, fs)) for n in opts.model_nums(args) for fs in forget_sets(args)]
 
 

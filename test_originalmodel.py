@@ -2,8 +2,8 @@
 Runs the single-class then the multi-class evaluation of test_originalmodel_{singleclass,multiclass}.py.
 """
 
-from baselines import evaluate_originals
-from runtime import run_stage
+from core.runtime import run_stage
+from stages.baselines import evaluate_originals
 
 
 def main() -> None:

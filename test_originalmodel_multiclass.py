@@ -5,8 +5,8 @@ permutation forgotten (--num_forget_classes k, default each k of hparams.MULTI_K
     python test_originalmodel_multiclass.py --dataset cifar100 --model resnet18 --num_forget_classes 10
 """
 
-from baselines import evaluate_originals
-from runtime import run_stage
+from core.runtime import run_stage
+from stages.baselines import evaluate_originals
 
 if __name__ == "__main__":
     run_stage(lambda: evaluate_originals(forget_mode="multi"))

@@ -12,16 +12,16 @@ from __future__ import annotations
 import time
 
 import opts
-import paths
-import results
+from core import paths
+from core.feeds import predict
+from core.runtime import device_name, get_device, run_stage, seed_everything
 from data import make_dataset
 from data.forget import ForgetSet
-from evaluation import original_accuracy, row_metrics
-from feeds import predict
+from engine.training import init_distributed, load_net, train_classifier
+from evaluation.columns import original_accuracy, row_metrics
 from models import create_model
-from pipeline import forget_sets, image_feed, load_original, net_meta, seed_of, splits
-from runtime import device_name, get_device, run_stage, seed_everything
-from training import init_distributed, load_net, train_classifier
+from reporting import results
+from stages.pipeline import forget_sets, image_feed, load_original, net_meta, seed_of, splits
 
 
 def oracle_outputs(net, args, device) -> dict:

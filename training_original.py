@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 
 import opts
-import paths
-import results
+from core import paths
+from core.feeds import predict
+from core.runtime import device_name, get_device, run_stage, seed_everything
 from data import make_dataset
-from feeds import predict
-from metrics import accuracy
+from engine.training import init_distributed, train_classifier
+from evaluation.metrics import accuracy
 from models import create_model
-from pipeline import image_feed, net_meta, seed_of, splits
-from runtime import device_name, get_device, run_stage, seed_everything
-from training import init_distributed, train_classifier
+from reporting import results
+from stages.pipeline import image_feed, net_meta, seed_of, splits
 
 
 def main() -> None:

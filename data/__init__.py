@@ -70,7 +70,7 @@ def list_datasets() -> list[str]:
 
 def get_info(name: str) -> DatasetInfo:
     if name not in _DATASETS:
-        from runtime import UserError
+        from core.runtime import UserError
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(_DATASETS)}")
     return _DATASETS[name]
 

@@ -28,7 +28,7 @@ class _CIFAR100(CIFAR100):
 
 def _loader(cls: type, name: str):
     def load(root: Path) -> tuple[ImageSet, ImageSet]:
-        from runtime import UserError
+        from core.runtime import UserError
         where = root / cls.base_folder
         parts = []
         for train in (True, False):

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import paths
-from runtime import UserError
-from storage import atomic_write_json
+from core import paths
+from core.runtime import UserError
+from core.storage import atomic_write_json
 
 PERMUTATION_SEED = 0
 

@@ -16,7 +16,7 @@ URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
 
 def load(root: Path) -> tuple[ImageSet, ImageSet]:
-    from runtime import UserError
+    from core.runtime import UserError
     base = root / FOLDER
     ann = base / "val" / "val_annotations.txt"
     if not (base / "train").is_dir() or not ann.is_file():

@@ -26,7 +26,7 @@ def list_methods() -> list[str]:
 
 def get_method(name: str) -> type[Method]:
     if name not in _METHODS:
-        from runtime import UserError
+        from core.runtime import UserError
         raise UserError(f"unknown method {name!r}; valid: {', '.join(_METHODS)}")
     return _METHODS[name]
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from feeds import Feed, cycle
+from core.feeds import Feed, cycle
 from models.cutnet import Tail
 
 STREAMS = ("retain", "forget", "surrogate")

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import torch
 
-from feeds import Feed, TensorFeed, cycle, predict
+from core.feeds import Feed, TensorFeed, cycle, predict
+from core.runtime import RunFailed, UserError
 from methods import register_method
 from methods.base import Method, kd_loss
-from runtime import RunFailed, UserError
 
 
 def tukey(f: torch.Tensor, delta: float) -> torch.Tensor:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from core.runtime import UserError
 from models.cutnet import CUTS, CutNet, Tail, make_head
-from runtime import UserError
 
 _MODELS: dict[str, Callable[..., CutNet]] = {}
 FAMILY: dict[str, str] = {}  # "resnet" or "transformer": picks the default image size

@@ -6,9 +6,9 @@ import torch
 import torchvision
 from torch import nn
 
+from core.runtime import UserError
 from models import load_pretrained, register_model
 from models.cutnet import CutNet, make_head
-from runtime import UserError
 
 
 class PatchEmbed(nn.Module):

@@ -17,9 +17,9 @@ import pytest
 from conftest import FORGET_CLASS, REPO
 from slurm_local import LocalSlurm, Unavailable, slurm_version
 
-import paths
-import results
-from storage import load_checkpoint, torch_load
+from core import paths
+from core.storage import load_checkpoint, torch_load
+from reporting import results
 
 KINDS = ["real", "synth", "part_real", "part_synth", "multiclass_real", "multiclass_synth"]
 DATASETS = ["cifar10", "cifar100", "tiny", "digits"]
@@ -94,7 +94,7 @@ def test_job_script_by_hand_on_cpu(runs):
 def test_sweep_grid_and_passthrough():
     import opts
     import sweep
-    from runtime import UserError
+    from core.runtime import UserError
     a, rest = sweep.get_parser().parse_known_args(
         ["--methods", "FT", "NG", "--sources", "real", "synthetic", "--forget_classes", "3", "4", "--lrs", "0.1",
          "0.01", "--model_nums", "0", "1", "--epochs", "2"])
@@ -213,7 +213,7 @@ def test_sigterm_stops_cleanly_with_resumable_state(tmp_path):
 def test_torchrun_two_ranks_gloo(tmp_path):
     """`torchrun --nproc_per_node 2` on CPU (gloo), one digits epoch: one checkpoint, one CSV row with
     world_size 2, and the same weights on both ranks, equal to the ones rank 0 wrote."""
-    from training import state_digest
+    from engine.training import state_digest
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "training_original.py", "--dataset", "digits", "--img_size", "8", "--epochs", "1", "--cuda", "-1",
            "--root", str(tmp_path)]

@@ -8,10 +8,10 @@ import pytest
 import torch
 from fakedata import write_cifar, write_tiny
 
-import paths
+from core import paths
+from core.runtime import UserError
 from data import get_info, load_splits, make_dataset
 from data.forget import class_permutation, load_hr, multi, sample_hr, single
-from runtime import UserError
 
 
 def test_digits_fixed_stratified_splits():

@@ -16,15 +16,15 @@ import pytest
 import torch
 from conftest import FORGET_CLASS
 
-import experiment
 import opts
-import paths
-import synthetic
-from feeds import TensorFeed
+from core import paths
+from core.feeds import TensorFeed
+from core.storage import torch_load
+from engine import synthetic
+from engine.unlearn import run
 from methods import Context, get_method, list_methods
-from pipeline import image_feed, load_embeddings, load_original
-from storage import torch_load
-from unlearn import run
+from stages import experiment
+from stages.pipeline import image_feed, load_embeddings, load_original
 
 CPU = torch.device("cpu")
 METHODS = list_methods()
@@ -179,9 +179,9 @@ def test_seed_b_entry_point_runs(digits_root):
 def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsys):
     """A forget set the method cannot handle (here: SCAR told it has no class to pull toward) is
     reported and skipped; the other classes still run and write rows, and the stage ends with RunFailed."""
-    import pipeline
+    from core.runtime import RunFailed
     from methods.scar import SCAR
-    from runtime import RunFailed
+    from stages import pipeline
 
     prepare = SCAR.prepare
 

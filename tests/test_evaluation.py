@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 from conftest import FORGET_CLASS, run_stage
 
-import metrics
-import paths
-import results
-import tables
+from core import paths
+from evaluation import metrics
+from reporting import results, tables
 
 LRS = ("0.0007", "0.07")  # unusual values: rows of other test files never collide with these
 FT_ARGS = ("--dataset", "digits", "--model", "resnet18", "--method", "FT", "--setting", "fc", "--source", "real",

@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import FORGET_CLASS, run_stage
 
-import experiment
 import opts
+from core.storage import load_checkpoint
+from engine.surrogates import sample_image_patches, surrogate_feed
 from methods import get_method, list_methods
-from storage import load_checkpoint
-from surrogates import sample_image_patches, surrogate_feed
+from stages import experiment
 
 SMALL = ["--dataset", "digits", "--model", "resnet18", "--img_size", "8", "--cuda", "-1", "--no-mia"]
 

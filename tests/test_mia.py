@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import metrics
-import mia
+from evaluation import metrics, mia
 
 C = 10
 

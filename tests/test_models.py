@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from core.runtime import UserError
 from models import CUTS, create_model, list_models
-from runtime import UserError
 
 SIZES = {"resnet18": 16, "resnet50": 16, "ViT": 32, "swint": 32}
 
@@ -69,11 +69,11 @@ def test_full_setting_trains_the_whole_network_of_every_backbone(name):
     layer of the trunk, not just the head. (Every method in full, on ResNet-18: test_full_scar_hr.py.)"""
     import copy
 
-    import experiment
     import opts
-    from feeds import TensorFeed
+    from core.feeds import TensorFeed
+    from engine.unlearn import run
     from methods import Context, get_method
-    from unlearn import run
+    from stages import experiment
 
     torch.manual_seed(0)
     s = SIZES[name]

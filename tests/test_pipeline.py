@@ -7,8 +7,8 @@ import csv
 import torch  # noqa: F401
 from conftest import FORGET_CLASS, run_stage
 
-import paths
-from storage import torch_load
+from core import paths
+from core.storage import torch_load
 
 
 def rows(root, kind):

@@ -28,10 +28,9 @@ import pytest
 import torch
 from conftest import FORGET_CLASS, REPO
 
-import paths
-import results
-import storage
-from runtime import UserError
+from core import paths, storage
+from core.runtime import UserError
+from reporting import results
 
 DS, MODEL = "digits", "resnet18"
 METRIC_COLS = [c for c in results.COLUMNS if c.endswith("_acc") or c.startswith(("mia_", "aus", "a_or"))]
@@ -99,7 +98,7 @@ def _child(script: str, argv: list[str], log: str, fault: str) -> None:
             die()
         torch.save = half_save
     elif fault.startswith("after_epoch"):  # SIGKILL right after the epoch-k state is in place
-        import training
+        from engine import training
         k, real_save = int(fault.split(":")[1]), training.atomic_torch_save
 
         def save_then_die(obj, path):
@@ -373,7 +372,7 @@ def test_outputs_are_written_through_storage():
     direct = re.compile(r"torch\.save\((?!tmp\b)|\.savefig\((?!tmp\b)|\.to_csv\((?!tmp\b)|open\([^)]*[\"'][wa]b?[\"']")
     # A subprocess's live log is streamed as it runs, so it cannot be written atomically; it is not a result.
     live_logs = {("sweep.py", 'open(f"{log_stem}_{i}.out", "w"')}
-    found = [(f, m.group(0)) for f, text in _sources().items() if f != "storage.py" for m in direct.finditer(text)
+    found = [(f, m.group(0)) for f, text in _sources().items() if f != "core/storage.py" for m in direct.finditer(text)
              if (f, m.group(0)) not in live_logs]
     assert found == [], f"write these through storage.atomic_*: {found}"
 
@@ -419,7 +418,7 @@ def _foreign_csv(root: Path) -> str:
 def _empty_hr(root: Path) -> str:
     import opts
     from data.forget import hr_tag
-    from pipeline import splits
+    from stages.pipeline import splits
     n_train = len(splits(opts.parse_args(FAST))["train"])
     f = paths.forget_set_file(root, DS, hr_tag(100, 0))
     f.parent.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from core.feeds import Feed, ImageFeed, TensorFeed
+from core.runtime import UserError
 from data import get_info, make_transform
-from feeds import Feed, ImageFeed, TensorFeed
-from runtime import UserError
 
 PATCH_SIZES = (24, 48, 96)  # pixels of the 427×640 photographs cut into patches
 OTHER = {"cifar10": "cifar100", "cifar100": "cifar10", "TinyImageNet": "cifar100"}

@@ -10,9 +10,9 @@ import hashlib
 
 import torch
 
-from feeds import ImageFeed
+from core.feeds import ImageFeed
+from core.runtime import progress
 from models import CutNet
-from runtime import progress
 
 
 def fingerprint(net: CutNet) -> str:

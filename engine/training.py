@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-import paths
-from runtime import UserError, progress
-from storage import atomic_torch_save, load_checkpoint, save_checkpoint
+from core import paths
+from core.runtime import UserError, progress
+from core.storage import atomic_torch_save, load_checkpoint, save_checkpoint
 
 # Options a resumed run must share with the killed one (else its state would be mixed with another recipe).
 RESUME_KEYS = ("epochs", "bsize", "lr", "momentum", "wd", "label_smoothing", "scheduler", "patience", "pretrained",

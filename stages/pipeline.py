@@ -8,14 +8,14 @@ import functools
 
 import torch
 
-import paths
+from core import paths
+from core.feeds import ImageFeed, TensorFeed
+from core.runtime import UserError
+from core.storage import load_checkpoint
 from data import ImageSet, load_splits, make_dataset
 from data.forget import ForgetSet, load_hr, multi, single
-from feeds import ImageFeed, TensorFeed
-from hparams import FORGET_CLASSES, MULTI_K
-from runtime import UserError
-from storage import load_checkpoint
-from training import load_net
+from engine.hparams import FORGET_CLASSES, MULTI_K
+from engine.training import load_net
 
 
 def net_meta(args: argparse.Namespace, forget_tag: str = "none") -> dict:

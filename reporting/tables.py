@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 
 import opts
-import paths
-import results
+from core import paths
+from core.runtime import UserError
+from core.storage import atomic_write_text, write_csv
 from data.forget import single
-from experiment import real_data_needs
+from evaluation.metrics import GAP_KEYS, gap_to_oracle
 from methods import list_methods
-from metrics import GAP_KEYS, gap_to_oracle
-from runtime import UserError
-from storage import atomic_write_text, write_csv
+from reporting import results
+from stages.experiment import real_data_needs
 
 # (column, header, direction) per mode; direction: "+" higher is better, "-" lower, "" closest to the Oracle.
 METRICS: dict[str, list[tuple[str, str, str]]] = {

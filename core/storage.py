@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from runtime import UserError
+from core.runtime import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

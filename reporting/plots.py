@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-import paths  # noqa: E402
-from storage import atomic_path  # noqa: E402
-from tables import ORACLE, ORIGINAL, Line, Table, class_acc  # noqa: E402
+from core import paths  # noqa: E402
+from core.storage import atomic_path  # noqa: E402
+from reporting.tables import ORACLE, ORIGINAL, Line, Table, class_acc  # noqa: E402
 
 RETAIN, FORGET = "#1f77b4", "#d62728"
 

@@ -91,5 +91,5 @@ def _finite(v) -> bool:
 def mia_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str) -> dict:
     """Membership-inference columns mia_svc, mia_svc_chance, mia_efficacy, mia_loss (see mia.py);
     NaN where a part an attack needs is empty."""
-    import mia
+    from evaluation import mia
     return mia.attack_columns(outputs, mode)

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import opts
-import paths
-from runtime import git_commit, versions
-from storage import append_rows, check_schema, read_rows
+from core import paths
+from core.runtime import git_commit, versions
+from core.storage import append_rows, check_schema, read_rows
 
 COLUMNS = [
     "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "mode", "forget_mode",

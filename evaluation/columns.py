@@ -6,8 +6,8 @@ import time
 
 import torch
 
-import metrics
 from data.forget import ForgetSet
+from evaluation import metrics
 
 
 def with_masks(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], forget: ForgetSet) -> dict:

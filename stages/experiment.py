@@ -18,20 +18,20 @@ from types import SimpleNamespace
 import torch
 
 import opts
-import paths
-import results
+from core import paths
+from core.feeds import Feed, TensorFeed, predict
+from core.runtime import Diverged, RunFailed, UserError, device_name
+from core.storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from data.forget import ForgetSet
-from embeddings import fingerprint
-from evaluation import original_accuracy, row_metrics
-from feeds import Feed, TensorFeed, predict
+from engine.embeddings import fingerprint
+from engine.synthetic import generate
+from engine.unlearn import run
+from evaluation.columns import original_accuracy, row_metrics
+from evaluation.metrics import accuracy, add_aus, aus, gap_to_oracle
 from methods import Context, get_method
-from metrics import accuracy, add_aus, aus, gap_to_oracle
 from models import CutNet
-from pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
-from runtime import Diverged, RunFailed, UserError, device_name
-from storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
-from synthetic import generate
-from unlearn import run
+from reporting import results
+from stages.pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
 
 SCRIPT = "main.py"
 
@@ -106,7 +106,7 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
     out = {"retain": inp.source.subset(~fmask), "forget": inp.source.subset(fmask)}
     if args.setting == "full":
         if "surrogate" in method_cls.needs:
-            from surrogates import surrogate_feed
+            from engine.surrogates import surrogate_feed
             out["surrogate"] = surrogate_feed(args, len(inp.source), device, retain=out["retain"])
     else:
         out["surrogate"] = inp.source if method_cls.self_forget else out["retain"]
@@ -273,8 +273,8 @@ def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, i
     if which == "original":
         outputs = inp.original
     else:
-        from pipeline import net_meta
-        from training import load_net
+        from engine.training import load_net
+        from stages.pipeline import net_meta
         ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
         what = (f"--mode HR --hr_samples {args.hr_samples} --hr_seed {args.hr_seed}" if fs.mode == "HR" else
                 f"--forget_class {fs.classes[0]}" if args.forget_mode == "single" else

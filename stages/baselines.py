@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 
 import opts
-import results
-from evaluation import original_accuracy, row_metrics
-from feeds import predict
-from pipeline import forget_sets, load_embeddings, load_original, seed_of
-from runtime import device_name, get_device
+from core.feeds import predict
+from core.runtime import device_name, get_device
+from evaluation.columns import original_accuracy, row_metrics
+from reporting import results
+from stages.pipeline import forget_sets, load_embeddings, load_original, seed_of
 
 
 def original_outputs(args, n: int, device, splits=("train", "val", "test")) -> dict:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from feeds import Feed, predict
+from core.feeds import Feed, predict
+from core.runtime import progress
+from engine.training import make_optimizer, make_scheduler
+from evaluation.metrics import accuracy
 from methods.base import Method
-from metrics import accuracy
 from models.cutnet import Tail
-from runtime import progress
-from training import make_optimizer, make_scheduler
 
 
 @dataclass
