@@ -15,7 +15,7 @@ from reporting import tables
 
 def main() -> None:
     args = opts.parse_args(stage="collect")
-    df = tables.filter_rows(tables.load(args.root), args)
+    df = tables.filter_rows(tables.load(args.root), {k: getattr(args, k) for k in tables.FILTERS})
     if df.empty:
         raise UserError(f"no result rows under {args.root} match the filters; drop a filter or run the stages first")
     for t in tables.build(df):

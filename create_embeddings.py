@@ -11,6 +11,7 @@ from core import paths
 from core.runtime import get_device, run_stage
 from core.storage import atomic_torch_save
 from engine.embeddings import extract, fingerprint
+from stages.config import model_nums
 from stages.pipeline import image_feed, load_original
 
 SPLITS = ("train", "val", "test")
@@ -19,7 +20,7 @@ SPLITS = ("train", "val", "test")
 def main() -> None:
     args = opts.parse_args(stage="embed")
     device = get_device(args.cuda)
-    for n in opts.model_nums(args):
+    for n in model_nums(args):
         todo = [(cut, split) for split in SPLITS for cut in args.cuts
                 if args.overwrite or not paths.embeddings_file(args.root, args.dataset, args.model, cut, n, split).exists()]
         if not todo:

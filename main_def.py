@@ -6,18 +6,13 @@
 SCAR's README runs this name; it is `main.py --setting full` unless --setting is given.
 """
 
-import sys
-
 import opts
 from core.runtime import get_device, run_stage, seed_everything
 from stages import experiment
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    if not any(a == "--setting" or a.startswith("--setting=") for a in argv):
-        argv = [*argv, "--setting", "full"]
-    args = opts.parse_args(argv, stage="main")
+    args = opts.parse_args(stage="main", defaults={"setting": "full"})
     seed_everything(args.seed, args.deterministic)
     experiment.main(args, get_device(args.cuda))
 

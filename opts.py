@@ -182,10 +182,17 @@ def _check_scheduler(p: Parser, sched: list[str]) -> list:
     return ms
 
 
-def parse_args(argv: list[str] | None = None, stage: str = "main") -> argparse.Namespace:
-    """Parse, validate against the data set/model/method, and fill unset options from hparams."""
+def flag_table(p: argparse.ArgumentParser) -> dict[str, tuple[str, object]]:
+    """{option name: (its flag, its default)}: how a result row spells its rerun command."""
+    return {a.dest: (a.option_strings[0], a.default) for a in p._actions if a.option_strings and a.dest != "help"}
+
+
+def parse_args(argv: list[str] | None = None, stage: str = "main", defaults: dict | None = None) -> argparse.Namespace:
+    """Parse, validate against the data set/model/method, and fill unset options from hparams.
+    `defaults` overrides parser defaults for one entry point (seed B's main_def.py: --setting full)."""
     assert stage in STAGES, stage
     p = get_parser()
+    p.set_defaults(**(defaults or {}))
     if stage == "collect":
         p.set_defaults(**dict.fromkeys(COLLECT_FILTERS))
         args = p.parse_args(argv)
@@ -193,6 +200,7 @@ def parse_args(argv: list[str] | None = None, stage: str = "main") -> argparse.N
         return args
     args = p.parse_args(argv)
     args.stage = stage
+    args._flags = flag_table(p)
     info = get_info(args.dataset)
     args.num_classes = info.num_classes
     args.root = args.root or paths.default_root()
@@ -235,27 +243,3 @@ def parse_args(argv: list[str] | None = None, stage: str = "main") -> argparse.N
     if args.push_results:
         print("note: --push_results (Google Docs) is not supported offline; results go to CSV only", file=sys.stderr)
     return args
-
-
-def model_nums(args: argparse.Namespace) -> list[int]:
-    return [args.model_num] if args.model_num is not None else list(range(args.n_model))
-
-
-# Options that do not change a result (where files go, how fast, what is printed): left out of run ids.
-NON_RESULT_KEYS = {"cuts", "run_name", "root", "data_root", "cuda", "num_workers", "overwrite", "save_model", "save_df",
-                   "push_results", "run_original", "run_unlearn", "run_rt_model", "load_unlearned_model", "stage",
-                   "n_model", "hp", "plots"}
-
-
-# Options that only unlearning runs read: left out of the configuration of training/baseline rows.
-UNLEARN_KEYS = {"method", "setting", "source", "noise_type", "samples_per_class", "select", "temperature",
-                "lambda_1", "lambda_2", "delta", "gamma1", "gamma2", "surrogate_dataset", "surrogate_quantity",
-                "method_hp", "load_unlearned_model", "save_model", "cuts"}
-
-
-def resolved_config(args: argparse.Namespace) -> dict:
-    """Every option after defaults were filled, JSON-friendly: what a CSV row records."""
-    cfg = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_")}
-    if args.stage != "main":
-        cfg = {k: v for k, v in cfg.items() if k not in UNLEARN_KEYS}
-    return cfg

@@ -140,9 +140,10 @@ def check_passthrough(passthrough: list[str]) -> None:
 
 def run_ids(args: argparse.Namespace) -> list[str]:
     """The result-row ids main.py gives the runs of one parsed command (the same functions it uses)."""
+    from stages.config import model_nums
     from stages.experiment import run_config
     from stages.pipeline import forget_sets
-    return [results.run_id(run_config(args, n, fs)) for n in opts.model_nums(args) for fs in forget_sets(args)]
+    return [results.run_id(run_config(args, n, fs)) for n in model_nums(args) for fs in forget_sets(args)]
 
 
 def task_line(argv: list[str]) -> str:

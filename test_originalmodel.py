@@ -2,13 +2,14 @@
 Runs the single-class then the multi-class evaluation of test_originalmodel_{singleclass,multiclass}.py.
 """
 
+import opts
 from core.runtime import run_stage
 from stages.baselines import evaluate_originals
 
 
 def main() -> None:
-    evaluate_originals(forget_mode="single")
-    evaluate_originals(forget_mode="multi")
+    for mode in ("single", "multi"):
+        evaluate_originals(opts.parse_args(stage="baseline", defaults={"forget_mode": mode}), "test_originalmodel.py")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,15 @@ and append one row per (original, class) to <root>/results/original.csv.
     python test_originalmodel_singleclass.py --dataset digits --model resnet18 --n_model 1
 """
 
+import opts
 from core.runtime import run_stage
 from stages.baselines import evaluate_originals
 
+
+def main() -> None:
+    args = opts.parse_args(stage="baseline", defaults={"forget_mode": "single"})
+    evaluate_originals(args, "test_originalmodel_singleclass.py")
+
+
 if __name__ == "__main__":
-    run_stage(lambda: evaluate_originals(forget_mode="single"))
+    run_stage(main)

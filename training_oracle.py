@@ -21,7 +21,10 @@ from engine.training import init_distributed, load_net, train_classifier
 from evaluation.columns import original_accuracy, row_metrics
 from models import create_model
 from reporting import results
-from stages.pipeline import forget_sets, image_feed, load_original, net_meta, seed_of, splits
+from stages.config import command, model_nums, resolved_config
+from stages.pipeline import forget_sets, image_feed, load_original, net_meta, seed_of, splits, train_recipe
+
+SCRIPT = "training_oracle.py"
 
 
 def oracle_outputs(net, args, device) -> dict:
@@ -31,7 +34,7 @@ def oracle_outputs(net, args, device) -> dict:
 
 def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
     ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
-    config = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    config = {**resolved_config(args), "model_num": n, "forget_tag": fs.tag}
     seed = seed_of(args, n)
     t0 = time.time()
     if ckpt.exists() and not args.overwrite:
@@ -54,7 +57,7 @@ def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
     print(f"oracle m{n} {fs.tag}: training on {int(keep_train.sum())}/{len(train)} train samples")
     summary = train_classifier(net, make_dataset(args.dataset, train.subset(keep_train.nonzero()[:, 0]), args.img_size, True),
                                make_dataset(args.dataset, val.subset(keep_val.nonzero()[:, 0]), args.img_size, False),
-                               args, ckpt, {**net_meta(args, fs.tag), "seed": seed}, device, seed,
+                               train_recipe(args), ckpt, {**net_meta(args, fs.tag), "seed": seed}, device, seed,
                                desc=f"oracle m{n} {fs.tag}")
     dd, dev = init_distributed(device)
     if dd.main:
@@ -73,13 +76,13 @@ def write_rows(args, n: int, fs: ForgetSet, net, config: dict, seed: int, summar
         print(f"note: no original m{n} to measure A_or ({e}); AUS left empty")
         a_or = float("nan")
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
-    row = results.make_row("oracle", config, "training_oracle.py", m, forget_tag=fs.tag,
+    row = results.make_row("oracle", config, command(args, SCRIPT, config), m, forget_tag=fs.tag,
                            forget_classes=list(fs.classes), seed=seed, best_epoch=summary["best_epoch"],
                            epochs_run=summary["epochs_run"], time_total_s=time.time() - t0,
                            device=device_name(dev))
     if args.save_df:
         results.append(args.root, "oracle", [row])
-        train_row = results.make_row("oracle", config, "training_oracle.py", {}, forget_tag=fs.tag,
+        train_row = results.make_row("oracle", config, command(args, SCRIPT, config), {}, forget_tag=fs.tag,
                                      img_size=args.img_size, epochs_run=summary["epochs_run"],
                                      best_epoch=summary["best_epoch"], best_val_acc=summary["best_val_acc"],
                                      test_acc=m["test_retain_acc"], world_size=summary["world_size"],
@@ -95,7 +98,7 @@ def main() -> None:
     if args.save_df:
         results.check_csvs(args.root, "oracle", "training")
     n_train = len(splits(args)["train"])
-    for n in opts.model_nums(args):
+    for n in model_nums(args):
         for fs in forget_sets(args, n_train):
             train_oracle(args, n, fs, device)
 

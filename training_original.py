@@ -17,7 +17,8 @@ from engine.training import init_distributed, train_classifier
 from evaluation.metrics import accuracy
 from models import create_model
 from reporting import results
-from stages.pipeline import image_feed, net_meta, seed_of, splits
+from stages.config import command, model_nums, resolved_config
+from stages.pipeline import image_feed, net_meta, seed_of, splits, train_recipe
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     if args.save_df:
         results.check_csvs(args.root, "training")
     sp = splits(args)
-    for n in opts.model_nums(args):
+    for n in model_nums(args):
         ckpt = paths.original_ckpt(args.root, args.dataset, args.model, n)
         if ckpt.exists() and not args.overwrite:
             print(f"skip: {ckpt} exists (use --overwrite to retrain)")
@@ -36,15 +37,15 @@ def main() -> None:
         net = create_model(args.model, args.num_classes, args.stem, args.img_size, args.pretrained)
         t0 = time.time()
         summary = train_classifier(net, make_dataset(args.dataset, sp["train"], args.img_size, train=True),
-                                   make_dataset(args.dataset, sp["val"], args.img_size, train=False), args, ckpt,
+                                   make_dataset(args.dataset, sp["val"], args.img_size, train=False), train_recipe(args), ckpt,
                                    {**net_meta(args), "seed": seed}, device, seed, desc=f"original m{n}")
         dd, dev = init_distributed(device)
         if not dd.main:
             continue
         test = image_feed(args, "test", dev)
         test_acc = accuracy(predict(net.eval(), test), test.targets)
-        config = {**opts.resolved_config(args), "model_num": n}
-        row = results.make_row("original", config, "training_original.py", {}, forget_tag="none",
+        config = {**resolved_config(args), "model_num": n}
+        row = results.make_row("original", config, command(args, "training_original.py", config), {}, forget_tag="none",
                                img_size=args.img_size, epochs_run=summary["epochs_run"],
                                best_epoch=summary["best_epoch"], best_val_acc=summary["best_val_acc"],
                                test_acc=test_acc, world_size=summary["world_size"], time_s=time.time() - t0,

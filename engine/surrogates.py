@@ -15,7 +15,6 @@ set's statistics, since it is fed to the target model. Labels are -1 (unknown).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -63,26 +62,24 @@ def sample_image_patches(n: int, generator: torch.Generator) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def surrogate_feed(args: argparse.Namespace, n_default: int, device: torch.device,
-                   retain: Feed | None = None) -> Feed:
-    """The surrogate stream: `args.surrogate_quantity` images (default `n_default`) of
-    `args.surrogate_dataset`, ready for the target model."""
-    kind = args.surrogate_dataset
-    n = args.surrogate_quantity or n_default
-    g = torch.Generator().manual_seed(args.seed)
-    info = get_info(args.dataset)
+def surrogate_feed(kind: str, n: int, dataset: str, img_size: int, device: torch.device, *, seed: int = 0,
+                   data_root: str | Path = "datasets", num_workers: int = 0, retain: Feed | None = None) -> Feed:
+    """The surrogate stream: `n` images of `kind` (see the module docstring), drawn with `seed`, resized to
+    `img_size` and normalised for the target data set `dataset`."""
+    g = torch.Generator().manual_seed(seed)
+    info = get_info(dataset)
     unknown = torch.full((n,), -1, dtype=torch.long)
     if kind == "noise":
-        x = torch.randn(n, 3, args.img_size, args.img_size, generator=g)
+        x = torch.randn(n, 3, img_size, img_size, generator=g)
         return TensorFeed(x.to(device), unknown.to(device))
     if kind == "retain":
         if retain is None:
             raise UserError("--surrogate_dataset retain needs the real retain set")
         return retain
     if kind == "sample_images":
-        x = make_transform(info, args.img_size, train=False)(_resized(sample_image_patches(n, g), args.img_size))
+        x = make_transform(info, img_size, train=False)(_resized(sample_image_patches(n, g), img_size))
         return TensorFeed(x.to(device), unknown.to(device))
-    if kind == args.dataset:
+    if kind == dataset:
         raise UserError(f"--surrogate_dataset {kind}: that is the data set being unlearned, not out-of-distribution "
                         f"data; choose another (valid: noise, sample_images, {', '.join(OTHER)}, retain)")
     try:
@@ -90,18 +87,17 @@ def surrogate_feed(args: argparse.Namespace, n_default: int, device: torch.devic
     except UserError:
         raise UserError(f"--surrogate_dataset {kind}: unknown; valid: noise, sample_images, "
                         f"{', '.join(OTHER)}, retain") from None
-    train, _ = other.load(Path(args.data_root))
+    train, _ = other.load(Path(data_root))
     pick = torch.randperm(len(train), generator=g)[:n]
     if len(pick) < n:
         pick = torch.cat([pick, torch.randint(len(train), (n - len(pick),), generator=g)])
     imgs = train.subset(pick)
-    tf = make_transform(info, args.img_size, train=False)
+    tf = make_transform(info, img_size, train=False)
     if isinstance(imgs.images, torch.Tensor):
-        x = tf(_resized(imgs.images, args.img_size))
+        x = tf(_resized(imgs.images, img_size))
         return TensorFeed(x.to(device), unknown.to(device))
     from data import TorchDataset  # image files (TinyImageNet): decoded batch by batch
-    return ImageFeed(TorchDataset(imgs, lambda im: tf(_resized(im, args.img_size))), unknown,
-                     device, args.num_workers)
+    return ImageFeed(TorchDataset(imgs, lambda im: tf(_resized(im, img_size))), unknown, device, num_workers)
 
 
 def _resized(x: torch.Tensor, img_size: int) -> torch.Tensor:

@@ -28,6 +28,25 @@ from core import paths
 from core.runtime import UserError, progress
 from core.storage import atomic_torch_save, load_checkpoint, save_checkpoint
 
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How an original or an Oracle is trained: the data set's recipe after command-line overrides.
+    `scheduler` is ['cosine'], ['none'] or MultiStepLR milestones (see `make_scheduler`)."""
+
+    epochs: int
+    bsize: int
+    lr: float
+    momentum: float
+    wd: float
+    label_smoothing: float
+    scheduler: list
+    patience: int | None = None
+    pretrained: bool = False
+    val_fraction: float = 0.1
+    num_workers: int = 0
+
+
 # Options a resumed run must share with the killed one (else its state would be mixed with another recipe).
 RESUME_KEYS = ("epochs", "bsize", "lr", "momentum", "wd", "label_smoothing", "scheduler", "patience", "pretrained",
                "val_fraction")
@@ -149,7 +168,7 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=dtype)
 
 
-def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, args, ckpt: Path, meta: dict,
+def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, recipe: TrainRecipe, ckpt: Path, meta: dict,
                      device: torch.device, seed: int, desc: str = "train") -> dict:
     """Train `net` on `train_ds`, keep the best epoch on `val_ds`, write `ckpt` (rank 0). Returns a summary."""
     dd, device = init_distributed(device)
@@ -159,12 +178,12 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
         net.to(memory_format=torch.channels_last)
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None) \
         if dd.world > 1 else net
-    opt = make_optimizer(net.parameters(), "sgd", args.lr, args.momentum, args.wd)
-    sched = make_scheduler(opt, args.scheduler, args.epochs)
+    opt = make_optimizer(net.parameters(), "sgd", recipe.lr, recipe.momentum, recipe.wd)
+    sched = make_scheduler(opt, recipe.scheduler, recipe.epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     start, best_acc, best_epoch, best_state, history = 0, -1.0, -1, None, []
     t0, elapsed_before = time.time(), 0.0
-    options = {k: getattr(args, k, None) for k in RESUME_KEYS}
+    options = {k: getattr(recipe, k) for k in RESUME_KEYS}
     options["seed"] = seed
     if state_file.exists():
         st = load_checkpoint(state_file, expect={k: meta[k] for k in ("dataset", "model", "num_classes", "img_size")})
@@ -182,27 +201,27 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
         if dd.main:
             print(f"{desc}: resuming {ckpt.name} after epoch {start} (best val acc {best_acc:.4f} at epoch "
                   f"{best_epoch + 1})")
-    per_rank_bs = max(1, args.bsize // dd.world)
+    per_rank_bs = max(1, recipe.bsize // dd.world)
     bad_epochs = 0 if best_epoch < 0 else (start - 1 - best_epoch)
-    for epoch in range(start, args.epochs):
+    for epoch in range(start, recipe.epochs):
         torch.manual_seed(seed * 100003 + epoch)  # augmentation, dropout: a function of (seed, epoch) only
         g = torch.Generator().manual_seed(seed * 100003 + epoch)
         if dd.world > 1:
             sampler = torch.utils.data.DistributedSampler(train_ds, dd.world, dd.rank, shuffle=True, seed=seed)
             sampler.set_epoch(epoch)
-            loader = DataLoader(train_ds, per_rank_bs, sampler=sampler, num_workers=args.num_workers,
+            loader = DataLoader(train_ds, per_rank_bs, sampler=sampler, num_workers=recipe.num_workers,
                                 pin_memory=device.type == "cuda", drop_last=False, generator=g)
         else:
-            loader = DataLoader(train_ds, per_rank_bs, shuffle=True, generator=g, num_workers=args.num_workers,
+            loader = DataLoader(train_ds, per_rank_bs, shuffle=True, generator=g, num_workers=recipe.num_workers,
                                 pin_memory=device.type == "cuda", drop_last=len(train_ds) > per_rank_bs)
         model.train()
         sums = torch.zeros(3, device=device)  # loss·n, correct, n
-        bar = progress(loader, desc=f"{desc} epoch {epoch + 1}/{args.epochs}", disable=not dd.main)
+        bar = progress(loader, desc=f"{desc} epoch {epoch + 1}/{recipe.epochs}", disable=not dd.main)
         for x, y in bar:
             x, y = _cl(x.to(device, non_blocking=True), device), y.to(device, non_blocking=True)
             with _autocast(device):
                 out = model(x)
-                loss = F.cross_entropy(out, y, label_smoothing=args.label_smoothing)
+                loss = F.cross_entropy(out, y, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -218,7 +237,7 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
         if not torch.isfinite(torch.tensor(train_loss)):
             kept = f"state of epoch {epoch} kept in {state_file}" if epoch > 0 else "no state kept"
             raise UserError(f"{desc}: non-finite training loss at epoch {epoch + 1}; lower --lr ({kept})")
-        val_acc = evaluate_accuracy(net, val_ds, per_rank_bs * 2, device, dd, args.num_workers)
+        val_acc = evaluate_accuracy(net, val_ds, per_rank_bs * 2, device, dd, recipe.num_workers)
         improved = val_acc > best_acc
         if improved:
             best_acc, best_epoch, bad_epochs = val_acc, epoch, 0
@@ -227,7 +246,7 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
             bad_epochs += 1
         history.append(dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_acc=val_acc))
         if dd.main:
-            tqdm.write(f"{desc} epoch {epoch + 1}/{args.epochs}: loss {train_loss:.4f} train acc {train_acc:.4f} "
+            tqdm.write(f"{desc} epoch {epoch + 1}/{recipe.epochs}: loss {train_loss:.4f} train acc {train_acc:.4f} "
                        f"val acc {val_acc:.4f}{' *' if improved else ''}")
             atomic_torch_save(dict(state_dict=net.state_dict(), optimizer=opt.state_dict(),
                                    scheduler=sched.state_dict(), rng=_rng_state(), epoch=epoch, best_acc=best_acc,
@@ -235,9 +254,9 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, a
                                    meta={**meta, "options": options},
                                    elapsed=elapsed_before + time.time() - t0), state_file)
         dd.barrier()
-        if args.patience and bad_epochs >= args.patience:
+        if recipe.patience and bad_epochs >= recipe.patience:
             if dd.main:
-                print(f"{desc}: early stop after epoch {epoch + 1} ({args.patience} epochs without improvement)")
+                print(f"{desc}: early stop after epoch {epoch + 1} ({recipe.patience} epochs without improvement)")
             break
     summary = dict(best_val_acc=best_acc, best_epoch=best_epoch + 1, epochs_run=len(history),
                    seconds=elapsed_before + time.time() - t0, world_size=dd.world)

@@ -31,6 +31,23 @@ def get_method(name: str) -> type[Method]:
     return _METHODS[name]
 
 
+def real_data_needs(method: str, setting: str, source: str, surrogate_dataset: str | None = None) -> tuple[bool, bool]:
+    """(needs real retain data, needs real forget data) of a method as `streams` feeds it: a synthetic
+    source needs neither; surrogates are the retain embeddings in fc/partial (all of train for a
+    self-forgetting method) and out-of-distribution images in the full setting (unless
+    --surrogate_dataset retain)."""
+    if source == "synthetic":
+        return False, False
+    cls = get_method(method)
+    uses = set(cls.needs)
+    if "surrogate" in uses:
+        if setting != "full":
+            uses |= {"retain", "forget"} if cls.self_forget else {"retain"}
+        elif surrogate_dataset == "retain":
+            uses.add("retain")
+    return "retain" in uses, "forget" in uses
+
+
 from methods import be, bs, delete, ft, ng, ngftw, rl, scar, scrub  # noqa: E402,F401
 
 __all__ = ["Context", "Method", "get_method", "list_methods", "register_method"]

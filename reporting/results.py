@@ -15,7 +15,6 @@ import shlex
 import time
 from pathlib import Path
 
-import opts
 from core import paths
 from core.runtime import git_commit, versions
 from core.storage import append_rows, check_schema, read_rows
@@ -39,23 +38,28 @@ TRAIN_COLUMNS = [
 KINDS = ("original", "oracle", "unlearn")
 
 
+# Options that do not change a result (where files go, how fast, what is printed): left out of run ids.
+NON_RESULT_KEYS = {"cuts", "run_name", "root", "data_root", "cuda", "num_workers", "overwrite", "save_model", "save_df",
+                   "push_results", "run_original", "run_unlearn", "run_rt_model", "load_unlearned_model", "stage",
+                   "n_model", "hp", "plots"}
+
+
 def run_id(config: dict) -> str:
     """Hash of the options that change a result (not paths, devices, or what is printed)."""
-    key = {k: v for k, v in config.items() if k not in opts.NON_RESULT_KEYS}
+    key = {k: v for k, v in config.items() if k not in NON_RESULT_KEYS}
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def rerun_command(script: str, config: dict) -> str:
-    """The exact command line that reproduces one row (every result-changing option spelled out)."""
-    dests = {a.dest: a for a in opts.get_parser()._actions}
+def rerun_command(script: str, config: dict, flags: dict[str, tuple[str, object]]) -> str:
+    """The exact command line that reproduces one row (every result-changing option spelled out).
+    `flags` maps each option's name to (its flag, its parser default), as the parser declares them."""
     words = ["python", script]
     for k, v in config.items():
-        if k not in dests or k in opts.NON_RESULT_KEYS or v is None:
+        if k not in flags or k in NON_RESULT_KEYS or v is None:
             continue
-        a = dests[k]
-        flag = a.option_strings[0]
+        flag, default = flags[k]
         if isinstance(v, bool):
-            if v != a.default:
+            if v != default:
                 words.append(flag if v else "--no-" + flag[2:])
         elif isinstance(v, list):
             words += [flag, *map(str, v)]
@@ -74,11 +78,11 @@ def fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def make_row(kind: str, config: dict, script: str, metrics: dict, **fields) -> dict:
-    """A CSV row: provenance + configuration + metrics, formatted as strings."""
+def make_row(kind: str, config: dict, command: str, metrics: dict, **fields) -> dict:
+    """A CSV row: provenance + configuration + metrics, formatted as strings; `command` reruns it."""
     row = dict(run_id=run_id(config), timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"), kind=kind,
                git_commit=git_commit(), versions=versions(),
-               config=json.dumps(config, sort_keys=True, default=str), command=rerun_command(script, config))
+               config=json.dumps(config, sort_keys=True, default=str), command=command)
     for k in ("run_name", "dataset", "model", "model_num", "seed", "mode", "forget_mode", "lr", "epochs", "bsize"):
         if k in config:
             row[k] = config[k]

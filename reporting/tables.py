@@ -11,7 +11,6 @@ split is never read for selection; rows made with the seed's test-split selectio
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -20,15 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-import opts
 from core import paths
 from core.runtime import UserError
 from core.storage import atomic_write_text, write_csv
 from data.forget import single
 from evaluation.metrics import GAP_KEYS, gap_to_oracle
-from methods import list_methods
+from methods import list_methods, real_data_needs
 from reporting import results
-from stages.experiment import real_data_needs
 
 # (column, header, direction) per mode; direction: "+" higher is better, "-" lower, "" closest to the Oracle.
 METRICS: dict[str, list[tuple[str, str, str]]] = {
@@ -60,7 +57,7 @@ def signature(config: str) -> str:
     """A run's configuration without what varies between repeats: runs with equal signatures are
     repeats of one candidate configuration."""
     cfg = json.loads(config or "{}")
-    return json.dumps({k: v for k, v in cfg.items() if k not in REPEAT_KEYS | opts.NON_RESULT_KEYS},
+    return json.dumps({k: v for k, v in cfg.items() if k not in REPEAT_KEYS | results.NON_RESULT_KEYS},
                       sort_keys=True, default=str)
 
 
@@ -98,18 +95,24 @@ def _fill_gaps(df: pd.DataFrame) -> None:
             df.loc[i, "gap_oracle"] = gap_to_oracle(r.to_dict(), o, r["mode"])
 
 
-def filter_rows(df: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """Rows that match the filters given; unlearning-only filters leave Original/Oracle rows alone."""
+FILTERS = ("dataset", "model", "mode", "forget_mode", "setting", "source", "method", "forget_class",
+           "num_forget_classes")
+
+
+def filter_rows(df: pd.DataFrame, filters: dict) -> pd.DataFrame:
+    """Rows that match the filters given (keys of FILTERS; None = any value); unlearning-only filters
+    leave Original/Oracle rows alone."""
+    f = {k: filters.get(k) for k in FILTERS}
     for k in ("dataset", "model", "mode", "forget_mode"):
-        if getattr(args, k) is not None:
-            df = df[df[k] == getattr(args, k)]
+        if f[k] is not None:
+            df = df[df[k] == f[k]]
     for k in ("setting", "source", "method"):
-        if getattr(args, k) is not None:
-            df = df[(df["kind"] != "unlearn") | (df[k] == getattr(args, k))]
-    if args.forget_class is not None:
-        df = df[df["forget_tag"] == single(args.forget_class).tag]
-    if args.num_forget_classes is not None:
-        df = df[df["scenario"] == f"multi{args.num_forget_classes}"]
+        if f[k] is not None:
+            df = df[(df["kind"] != "unlearn") | (df[k] == f[k])]
+    if f["forget_class"] is not None:
+        df = df[df["forget_tag"] == single(f["forget_class"]).tag]
+    if f["num_forget_classes"] is not None:
+        df = df[df["scenario"] == f"multi{f['num_forget_classes']}"]
     test_sel = df["select"].astype(str).str.startswith("test_aus")
     if test_sel.any():
         print(f"note: {int(test_sel.sum())} rows used the seed's test-split selection (--select test_aus); "

@@ -3,13 +3,13 @@ head over them gives exactly its outputs), so this stage costs one matrix produc
 
 from __future__ import annotations
 
-import sys
+import argparse
 
-import opts
 from core.feeds import predict
 from core.runtime import device_name, get_device
 from evaluation.columns import original_accuracy, row_metrics
 from reporting import results
+from stages.config import command, model_nums, resolved_config
 from stages.pipeline import forget_sets, load_embeddings, load_original, seed_of
 
 
@@ -24,18 +24,15 @@ def original_outputs(args, n: int, device, splits=("train", "val", "test")) -> d
     return out
 
 
-def evaluate_originals(forget_mode: str) -> None:
-    argv = sys.argv[1:]
-    if "--forget_mode" not in argv:
-        argv = [*argv, "--forget_mode", forget_mode]
-    args = opts.parse_args(argv, stage="baseline")
+def evaluate_originals(args: argparse.Namespace, script: str) -> None:
+    """Stage 3: one row per (original, forget set) of `args` in results/original.csv."""
     device = get_device(args.cuda)
     done = results.existing(args.root, "original")
-    for n in opts.model_nums(args):
+    for n in model_nums(args):
         outputs = None
         rows = []
         for fs in forget_sets(args):
-            config = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+            config = {**resolved_config(args), "model_num": n, "forget_tag": fs.tag}
             rid = results.run_id(config)
             if rid in done and not args.overwrite:
                 print(f"skip: original m{n} {fs.tag} already in results/original.csv")
@@ -44,7 +41,7 @@ def evaluate_originals(forget_mode: str) -> None:
                 outputs = original_outputs(args, n, device)
             a_or = original_accuracy(outputs, fs)
             m = row_metrics(outputs, fs, a_or, mia=args.mia)
-            rows.append(results.make_row("original", config, sys.argv[0].rsplit("/", 1)[-1], m,
+            rows.append(results.make_row("original", config, command(args, script, config), m,
                                          forget_tag=fs.tag, forget_classes=list(fs.classes), seed=seed_of(args, n),
                                          device=device_name(device)))
             print(f"original m{n} {fs.tag}: test retain {m['test_retain_acc']:.4f} forget {m['test_forget_acc']:.4f} "

@@ -17,7 +17,6 @@ from types import SimpleNamespace
 
 import torch
 
-import opts
 from core import paths
 from core.feeds import Feed, TensorFeed, predict
 from core.runtime import Diverged, RunFailed, UserError, device_name
@@ -31,6 +30,7 @@ from evaluation.metrics import accuracy, add_aus, aus, gap_to_oracle
 from methods import Context, get_method
 from models import CutNet
 from reporting import results
+from stages.config import UNLEARN_KEYS, command, model_nums, resolved_config
 from stages.pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
 
 SCRIPT = "main.py"
@@ -107,7 +107,9 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
     if args.setting == "full":
         if "surrogate" in method_cls.needs:
             from engine.surrogates import surrogate_feed
-            out["surrogate"] = surrogate_feed(args, len(inp.source), device, retain=out["retain"])
+            out["surrogate"] = surrogate_feed(args.surrogate_dataset, args.surrogate_quantity or len(inp.source), args.dataset,
+                                              args.img_size, device, seed=args.seed, data_root=args.data_root,
+                                              num_workers=args.num_workers, retain=out["retain"])
     else:
         out["surrogate"] = inp.source if method_cls.self_forget else out["retain"]
     for need in method_cls.needs:
@@ -117,25 +119,8 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
     return out
 
 
-def real_data_needs(method: str, setting: str, source: str, surrogate_dataset: str | None = None) -> tuple[bool, bool]:
-    """(needs real retain data, needs real forget data) of a method as `streams` feeds it: a synthetic
-    source needs neither; surrogates are the retain embeddings in fc/partial (all of train for a
-    self-forgetting method) and out-of-distribution images in the full setting (unless
-    --surrogate_dataset retain)."""
-    if source == "synthetic":
-        return False, False
-    cls = get_method(method)
-    uses = set(cls.needs)
-    if "surrogate" in uses:
-        if setting != "full":
-            uses |= {"retain", "forget"} if cls.self_forget else {"retain"}
-        elif surrogate_dataset == "retain":
-            uses.add("retain")
-    return "retain" in uses, "forget" in uses
-
-
 def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
-    cfg = {**opts.resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    cfg = {**resolved_config(args), "model_num": n, "forget_tag": fs.tag}
     if fs.mode == "CR" and len(fs.classes) == 1 and args.forget_mode == "single":
         cfg["forget_class"] = fs.classes[0]
     if args.forget_mode == "multi":
@@ -240,7 +225,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
     add_aus(m, fs.mode, a_or_val, split="val")  # the selection criterion of the reported model
     m.update(oracle_columns(args, n, fs, m))
     select = args.select + (" (seed's test-split selection)" if args.select == "test_aus" else "")
-    return results.make_row("unlearn", cfg, SCRIPT, m, forget_tag=fs.tag, forget_classes=list(fs.classes),
+    return results.make_row("unlearn", cfg, command(args, SCRIPT, cfg), m, forget_tag=fs.tag, forget_classes=list(fs.classes),
                             setting=args.setting, source=args.source, method=args.method,
                             noise_type=args.noise_type if args.source == "synthetic" else "",
                             samples_per_class=args.samples_per_class if args.source == "synthetic" else "",
@@ -249,7 +234,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
 
 
 # Options that change an unlearning run but not the evaluation of the original or the Oracle.
-NOT_REFERENCE_KEYS = opts.UNLEARN_KEYS | {"lr", "epochs", "bsize", "momentum", "wd", "scheduler", "patience",
+NOT_REFERENCE_KEYS = UNLEARN_KEYS | {"lr", "epochs", "bsize", "momentum", "wd", "scheduler", "patience",
                                           "label_smoothing"}
 
 
@@ -286,7 +271,7 @@ def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, i
                    for f in [image_feed(args, s, device)]}
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
     cfg = reference_config(args, n, fs, which)
-    row = results.make_row(which, cfg, SCRIPT, m, forget_tag=fs.tag, forget_classes=list(fs.classes),
+    row = results.make_row(which, cfg, command(args, SCRIPT, cfg), m, forget_tag=fs.tag, forget_classes=list(fs.classes),
                            setting=args.setting if which == "original" else "full", method=which,
                            device=device_name(device), model_num=n, time_total_s=time.perf_counter() - t0)
     print(f"{which} m{n} {fs.tag}: test retain {float(row['test_retain_acc']):.4f} forget "
@@ -309,7 +294,7 @@ def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
         if not bool(fs.mask("train", train_targets).any()):
             raise UserError(f"forget set {fs.tag} is empty: no sample of the {args.dataset} train split is in it")
     rows, diverged, failed = [], [], []
-    for n in opts.model_nums(args):
+    for n in model_nums(args):
         inp = None
         for fs in sets:
             for which, wanted in (("original", args.run_original), ("oracle", args.run_rt_model)):

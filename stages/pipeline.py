@@ -15,13 +15,18 @@ from core.storage import load_checkpoint
 from data import ImageSet, load_splits, make_dataset
 from data.forget import ForgetSet, load_hr, multi, single
 from engine.hparams import FORGET_CLASSES, MULTI_K
-from engine.training import load_net
+from engine.training import TrainRecipe, load_net
 
 
 def net_meta(args: argparse.Namespace, forget_tag: str = "none") -> dict:
     """What a checkpoint must match: refused on load when any of these differ."""
     return dict(dataset=args.dataset, model=args.model, num_classes=args.num_classes, img_size=args.img_size,
                 stem=args.stem, forget_tag=forget_tag)
+
+
+def train_recipe(args: argparse.Namespace) -> TrainRecipe:
+    """The training recipe of originals and Oracles, as the options give it."""
+    return TrainRecipe(**{f: getattr(args, f) for f in TrainRecipe.__dataclass_fields__})
 
 
 def seed_of(args: argparse.Namespace, n: int) -> int:
@@ -80,4 +85,4 @@ def load_embeddings(args: argparse.Namespace, n: int, cut: str, split: str, devi
 
 
 __all__ = ["ForgetSet", "forget_sets", "image_feed", "load_embeddings", "load_original", "net_meta", "seed_of",
-           "splits"]
+           "splits", "train_recipe"]

@@ -119,7 +119,7 @@ def test_selection_reads_the_val_split_only():
     args = Namespace(dataset=None, model=None, mode=None, forget_mode=None, setting=None, source=None, method=None,
                      forget_class=None, num_forget_classes=None)
     seeded = pd.concat([df, pd.DataFrame([_row(5.0, "c0", 0.1, 1.0, select="test_aus (seed's test-split selection)")])])
-    assert 5.0 not in set(tables.filter_rows(seeded, args)["lr"])
+    assert 5.0 not in set(tables.filter_rows(seeded, vars(args))["lr"])
 
 
 def test_readme_documents_every_csv_column():

@@ -144,7 +144,8 @@ def test_other_dataset_surrogates(tmp_path):
     _write_cifar100(tmp_path)
     args = opts.parse_args(["--dataset", "digits", "--setting", "full", "--img_size", "8", "--data_root",
                             str(tmp_path), "--surrogate_dataset", "cifar100", "--surrogate_quantity", "30"])
-    feed = surrogate_feed(args, 10, torch.device("cpu"))
+    feed = surrogate_feed(args.surrogate_dataset, args.surrogate_quantity, args.dataset, args.img_size,
+                          torch.device("cpu"), seed=args.seed, data_root=args.data_root)
     assert feed.x.shape == (30, 3, 8, 8) and bool((feed.y == -1).all())
     assert abs(float(feed.x.mean())) < 3
 
