@@ -1,4 +1,4 @@
-"""One argument parser for every stage (the seeds' flags, names and meanings kept, DESIGN §8).
+"""One argument parser for every stage (the seeds' flags, names and meanings kept).
 
 Options left unset are filled from the one table of defaults in `engine/hparams.py` for the stage, data
 set, model and method at hand; `resolved_config(args)` is what a CSV row records. Bad values fail
@@ -14,7 +14,7 @@ from core import paths
 from data import get_info, list_datasets
 from engine import hparams
 from methods import get_method, list_methods
-from models import FAMILY, list_models
+from models import list_models, model_family
 
 STAGES = ("train", "oracle", "embed", "baseline", "main", "sample", "collect")
 # collect_results.py: these options filter the result rows (unset = every value)
@@ -71,7 +71,7 @@ def get_parser() -> Parser:
     g = p.add_argument_group("where and what")
     g.add_argument("--run_name", default="test", help="free-text name recorded in every result row")
     g.add_argument("--root", default=None, help="runs tree root (default: $UNLEARN_ROOT or ./runs)")
-    g.add_argument("--data_root", default=None, help="where CIFAR/TinyImageNet live (default: $UNLEARN_DATA or ./data)")
+    g.add_argument("--data_root", default=None, help="where CIFAR/TinyImageNet live (default: $UNLEARN_DATA or ./datasets)")
     g.add_argument("--dataset", default="digits", choices=list_datasets(), help="data set")
     g.add_argument("--model", default="resnet18", choices=list_models(), help="backbone")
     g.add_argument("--n_model", type=_int_min(1), default=1, help="number of originals (m0..m<n-1>)")
@@ -98,7 +98,8 @@ def get_parser() -> Parser:
                    help="class to forget (single); default: each class of the data set's list in turn")
     g.add_argument("--num_forget_classes", type=_int_min(1), default=None,
                    help="multi: forget the first k classes of the data set's fixed permutation "
-                        "(default: each k of hparams.MULTI_K in turn)")
+                        "(default: each k of the data set's list in turn: 2 5 on digits/CIFAR-10, "
+                        "2 5 10 20 on CIFAR-100/TinyImageNet)")
     g.add_argument("--hr_samples", type=_int_min(1), default=None, help="HR: number of forget samples (default per dataset)")
     g.add_argument("--hr_seed", type=_int_min(0), default=0, help="HR: seed of the forget-sample draw")
 
@@ -156,15 +157,16 @@ def get_parser() -> Parser:
 
 
 def _stage_defaults(args: argparse.Namespace, stage: str) -> dict:
-    recipe = hparams.TRAIN_RECIPES[args.dataset]
+    info = get_info(args.dataset)
+    recipe = info.train_recipe
     if stage == "main":
         d = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset).items() if hasattr(args, k)}
         d.setdefault("label_smoothing", 0.0)
     else:
         d = dict(recipe)
     d["num_workers"] = recipe["num_workers"]
-    d["img_size"] = hparams.IMG_SIZE[(args.dataset, FAMILY[args.model])]
-    d["hr_samples"] = hparams.HR_SAMPLES[args.dataset]
+    d["img_size"] = info.img_size[model_family(args.model)]
+    d["hr_samples"] = info.hr_samples
     for k in ("temperature", "lambda_1", "lambda_2", "delta", "gamma1", "gamma2"):
         d.setdefault(k, hparams.UNLEARN_COMMON[k])
     return d
@@ -204,13 +206,12 @@ def parse_args(argv: list[str] | None = None, stage: str = "main", defaults: dic
     info = get_info(args.dataset)
     args.num_classes = info.num_classes
     args.root = args.root or paths.default_root()
-    import os
-    args.data_root = args.data_root or os.environ.get("UNLEARN_DATA", "data")
+    args.data_root = args.data_root or paths.default_data_root()
     for k, v in _stage_defaults(args, stage).items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
     args.scheduler = _check_scheduler(p, [str(s) for s in args.scheduler])
-    args.stem = hparams.TRAIN_RECIPES[args.dataset]["stem"]
+    args.stem = info.train_recipe["stem"]
     if args.forget_class is not None and args.forget_class >= info.num_classes:
         p.error(f"argument --forget_class: {args.forget_class} out of range; {args.dataset} has classes "
                 f"0..{info.num_classes - 1}")

@@ -27,7 +27,7 @@ from pathlib import Path
 import opts
 from core import paths
 from core.runtime import REPO, UserError, run_stage
-from data import list_datasets
+from data import get_info, list_datasets
 from engine import hparams
 from methods import list_methods
 from models import list_models
@@ -54,7 +54,8 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--model_nums", nargs="+", type=int, default=[0], help="originals m<n>")
     f = g.add_mutually_exclusive_group()
     f.add_argument("--forget_classes", nargs="+", type=int, default=None,
-                   help="single-class forgetting of these classes (default: the data set's list in hparams.FORGET_CLASSES)")
+                   help="single-class forgetting of these classes (default: the data set's own list, "
+                        "e.g. all ten on digits/CIFAR-10)")
     f.add_argument("--num_forget_classes", nargs="+", type=int, default=None,
                    help="multi-class forgetting instead: the first k classes of the fixed permutation, for each k")
     f.add_argument("--hr_seeds", nargs="+", type=int, default=None,
@@ -88,7 +89,7 @@ def _forget_axis(a: argparse.Namespace, dataset: str) -> list[list[str]]:
         return [["--mode", "HR", "--hr_seed", str(s)] for s in a.hr_seeds]
     if a.num_forget_classes is not None:
         return [["--forget_mode", "multi", "--num_forget_classes", str(k)] for k in a.num_forget_classes]
-    classes = a.forget_classes if a.forget_classes is not None else hparams.FORGET_CLASSES[dataset]
+    classes = a.forget_classes if a.forget_classes is not None else get_info(dataset).forget_classes
     return [["--forget_class", str(c)] for c in classes]
 
 

@@ -4,7 +4,7 @@
 # kind:    real | synth | part_real | part_synth | multiclass_real | multiclass_synth
 # dataset: cifar10 | cifar100 | tiny (TinyImageNet) | digits
 # It runs main.py once, which unlearns every forget class of the data set in turn (multiclass: the
-# first NUM_FORGET classes of the fixed permutation, or each k of hparams.MULTI_K) for the originals
+# first NUM_FORGET classes of the fixed permutation, or each k of the data set's multi_k) for the originals
 # m0..m<N_MODEL-1>, skipping runs whose result row exists. GPU -1 = CPU. Environment:
 #   UNLEARN_ROOT    runs tree (default: <repo>/runs)       UNLEARN_PYTHON  interpreter (default: python)
 #   UNLEARN_ARGS    extra main.py options, e.g. "--forget_class 3 --save_model"
@@ -42,7 +42,7 @@ usage() {
     echo "  $SETTING unlearning with $SOURCE embeddings: $what, originals m0..m<N_MODEL-1>"
     echo "  GPU: device index, -1 = CPU (under Slurm: index among the allocated GPUs)"
     [ "$SOURCE" = synthetic ] && echo "  NOISE: gaussian|uniform|laplace|gumbel|bernoulli (default gaussian)"
-    [ "$MULTI" = 1 ] && echo "  NUM_FORGET: classes forgotten at once (default: each k of hparams.MULTI_K in turn)"
+    [ "$MULTI" = 1 ] && echo "  NUM_FORGET: classes forgotten at once (default: each k of the data set's multi_k list in turn)"
     echo "  e.g.  bash bash/$NAME.sh $example"
     echo "        sbatch bash/$NAME.sh $example   (from the repository root, after mkdir -p runs/logs)"
   } >&2

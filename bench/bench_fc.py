@@ -29,8 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.feeds import TensorFeed, predict  # noqa: E402
 from core.runtime import get_device  # noqa: E402
 from engine.unlearn import run  # noqa: E402
-from methods import Context, get_method  # noqa: E402
-from methods.base import kd_loss  # noqa: E402
+from methods import get_method  # noqa: E402
+from methods.base import (
+    Context,  # noqa: E402
+    kd_loss,  # noqa: E402
+)
 from models.cutnet import Tail, make_head  # noqa: E402
 
 N, D, C, FORGET, N_VAL = 50_000, 512, 10, 0, 5_000

@@ -14,7 +14,8 @@
     <root>/sweeps/<name>/tasks_<stamp>[_<chunk>].txt              sweep task lists (one main.py command a line)
     <root>/logs/<job name>-<job id>[_<task>].out                  Slurm and sweep logs
 
-The root is `--root`, else $UNLEARN_ROOT, else ./runs.
+The root is `--root`, else $UNLEARN_ROOT, else ./runs. Downloaded data sets are read from --data_root,
+else $UNLEARN_DATA, else ./datasets (the runs tree holds outputs only).
 """
 
 from __future__ import annotations
@@ -23,10 +24,16 @@ import os
 from pathlib import Path
 
 DEFAULT_ROOT = "runs"
+DEFAULT_DATA = "datasets"  # downloaded data sets (CIFAR, TinyImageNet): their own folder, as runs/ is for outputs
 
 
 def default_root() -> str:
     return os.environ.get("UNLEARN_ROOT", DEFAULT_ROOT)
+
+
+def default_data_root() -> str:
+    """Where CIFAR/TinyImageNet are read from when --data_root is unset: $UNLEARN_DATA, else ./datasets."""
+    return os.environ.get("UNLEARN_DATA", DEFAULT_DATA)
 
 
 def model_dir(root: str | Path, dataset: str, model: str) -> Path:

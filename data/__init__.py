@@ -8,6 +8,7 @@ the test split. Splits used downstream: `train` (train minus val), `val`, `test`
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """Everything the framework knows about a data set, in one place: adding a data set is one module
+    that registers one of these."""
+
     name: str
     num_classes: int
     native_size: int
@@ -54,9 +58,23 @@ class DatasetInfo:
     flip: bool  # horizontal flips are label-preserving (not for digits)
     load: Callable[[Path], tuple[ImageSet, ImageSet]]  # data_root -> (official train, official test)
     where: str  # how to obtain it, for the missing-data error
+    # Training recipe of its originals and Oracles (the Oracle uses the original's recipe on the retain
+    # data, so the gap to it measures unlearning, not a different budget): epochs, bsize, lr, momentum,
+    # wd, label_smoothing, scheduler, stem ('small' 3x3 or 'imagenet' 7x7 ResNet stem), num_workers.
+    train_recipe: dict
+    img_size: dict[str, int]  # input resolution per backbone family ("resnet", "transformer")
+    forget_classes: tuple[int, ...]  # the classes forgotten "each in turn"
+    multi_k: tuple[int, ...]  # multi-class forgetting: the k values run when --num_forget_classes is unset
+    hr_samples: int  # HR mode: random training samples forgotten
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
+MODULES = ("digits", "cifar", "tiny")  # each registers its data set(s) on import; imported on first lookup
+
+
+def _load() -> None:
+    for m in MODULES:
+        importlib.import_module(f"data.{m}")
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
@@ -65,10 +83,12 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 
 def list_datasets() -> list[str]:
+    _load()
     return list(_DATASETS)
 
 
 def get_info(name: str) -> DatasetInfo:
+    _load()
     if name not in _DATASETS:
         from core.runtime import UserError
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(_DATASETS)}")
@@ -126,5 +146,3 @@ class TorchDataset(Dataset):
 def make_dataset(name: str, images: ImageSet, img_size: int, train: bool) -> TorchDataset:
     return TorchDataset(images, make_transform(get_info(name), img_size, train))
 
-
-from data import digits, cifar, tiny  # noqa: E402,F401,I001  (registers the data sets, in this order)

@@ -43,11 +43,20 @@ def _loader(cls: type, name: str):
     return load
 
 
+# Seed A's recipe: SGD lr 0.1 without momentum, wd 5e-5, label smoothing 0.4, batch 256, cosine; CIFAR-10
+# keeps the ImageNet stem (7x7/2 + max-pool), CIFAR-100 uses the small one. ViT/Swin at 224 px.
+_RECIPE = dict(epochs=50, bsize=256, lr=0.1, momentum=0.0, wd=5e-5, label_smoothing=0.4, scheduler=["cosine"],
+               num_workers=4)
+
 register_dataset(DatasetInfo(
     name="cifar10", num_classes=10, native_size=32, mean=(0.4914, 0.4822, 0.4465),
     std=(0.2023, 0.1994, 0.2010), flip=True, load=_loader(_CIFAR10, "CIFAR-10"),
-    where=f"{CIFAR10.url}, extracted into --data_root (gives {CIFAR10.base_folder}/)"))
+    where=f"{CIFAR10.url}, extracted into --data_root (gives {CIFAR10.base_folder}/)",
+    train_recipe={**_RECIPE, "stem": "imagenet"}, img_size={"resnet": 32, "transformer": 224},
+    forget_classes=tuple(range(10)), multi_k=(2, 5), hr_samples=5000))
 register_dataset(DatasetInfo(
     name="cifar100", num_classes=100, native_size=32, mean=(0.5071, 0.4867, 0.4408),
     std=(0.2675, 0.2565, 0.2761), flip=True, load=_loader(_CIFAR100, "CIFAR-100"),
-    where=f"{CIFAR100.url}, extracted into --data_root (gives {CIFAR100.base_folder}/)"))
+    where=f"{CIFAR100.url}, extracted into --data_root (gives {CIFAR100.base_folder}/)",
+    train_recipe={**_RECIPE, "stem": "small"}, img_size={"resnet": 32, "transformer": 224},
+    forget_classes=tuple(range(0, 100, 10)), multi_k=(2, 5, 10, 20), hr_samples=5000))

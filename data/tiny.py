@@ -46,4 +46,9 @@ def load(root: Path) -> tuple[ImageSet, ImageSet]:
 
 register_dataset(DatasetInfo(
     name="TinyImageNet", num_classes=200, native_size=64, mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225), flip=True, load=load, where=f"{URL}, unzipped into --data_root"))
+    std=(0.229, 0.224, 0.225), flip=True, load=load, where=f"{URL}, unzipped into --data_root",
+    # seed A: as CIFAR-100, with StepLR at epoch 25 (x0.1) instead of cosine
+    train_recipe=dict(epochs=50, bsize=256, lr=0.1, momentum=0.0, wd=5e-5, label_smoothing=0.4, scheduler=[25],
+                      stem="small", num_workers=4),
+    img_size={"resnet": 64, "transformer": 224},
+    forget_classes=tuple(range(0, 200, 20)), multi_k=(2, 5, 10, 20), hr_samples=10000))

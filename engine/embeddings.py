@@ -12,7 +12,7 @@ import torch
 
 from core.feeds import ImageFeed
 from core.runtime import progress
-from models import CutNet
+from models.cutnet import CutNet
 
 
 def fingerprint(net: CutNet) -> str:

@@ -1,49 +1,11 @@
-"""One table of defaults: per-dataset training recipes and per-method unlearning hyperparameters.
+"""One table of unlearning defaults: per setting, per method, per (method, setting) and per data set.
 
-`opts.parse_args` fills every option the user left unset from here, and the CSV row records the
-values actually used. Recipes follow the seeds (DESIGN §10); `digits` is tuned to train in about a
-minute on two CPU cores.
+`opts.parse_args` fills every option the user left unset from here (and from the data set's own
+facts and training recipe, which live with its definition in `data/`); the CSV row records the
+values actually used. A method without an entry here takes the setting's defaults.
 """
 
 from __future__ import annotations
-
-# Training recipes for originals and oracles (the Oracle uses the same recipe on the retain data,
-# so that the gap to it measures unlearning and not a different training budget).
-TRAIN_RECIPES: dict[str, dict] = {
-    "digits": dict(epochs=6, bsize=64, lr=0.05, momentum=0.9, wd=5e-4, label_smoothing=0.1,
-                   scheduler=["cosine"], stem="small", num_workers=0),
-    "cifar10": dict(epochs=50, bsize=256, lr=0.1, momentum=0.0, wd=5e-5, label_smoothing=0.4,
-                    scheduler=["cosine"], stem="imagenet", num_workers=4),
-    "cifar100": dict(epochs=50, bsize=256, lr=0.1, momentum=0.0, wd=5e-5, label_smoothing=0.4,
-                     scheduler=["cosine"], stem="small", num_workers=4),
-    "TinyImageNet": dict(epochs=50, bsize=256, lr=0.1, momentum=0.0, wd=5e-5, label_smoothing=0.4,
-                         scheduler=[25], stem="small", num_workers=4),
-}
-
-# Input resolution: ResNets use the data set's own size; ViT-B/16 and Swin-T use 224 as in the
-# seeds, except on `digits`, where 32 keeps them runnable on a CPU.
-IMG_SIZE: dict[tuple[str, str], int] = {
-    ("digits", "resnet"): 16, ("digits", "transformer"): 32,
-    ("cifar10", "resnet"): 32, ("cifar10", "transformer"): 224,
-    ("cifar100", "resnet"): 32, ("cifar100", "transformer"): 224,
-    ("TinyImageNet", "resnet"): 64, ("TinyImageNet", "transformer"): 224,
-}
-
-# Forget classes evaluated "each in turn" (seed B): all of CIFAR-10, every 10th of CIFAR-100,
-# every 20th of TinyImageNet; all ten digits.
-FORGET_CLASSES: dict[str, list[int]] = {
-    "digits": list(range(10)),
-    "cifar10": list(range(10)),
-    "cifar100": list(range(0, 100, 10)),
-    "TinyImageNet": list(range(0, 200, 20)),
-}
-
-# Multi-class forgetting "each in turn": the k values evaluated when --num_forget_classes is unset.
-MULTI_K: dict[str, list[int]] = {"digits": [2, 5], "cifar10": [2, 5], "cifar100": [2, 5, 10, 20],
-                                 "TinyImageNet": [2, 5, 10, 20]}
-
-# HR mode: number of random training samples to forget (SCAR: 5,000 for CIFAR, 10,000 for Tiny).
-HR_SAMPLES: dict[str, int] = {"digits": 100, "cifar10": 5000, "cifar100": 5000, "TinyImageNet": 10000}
 
 # Unlearning: defaults per setting (seed A: lr 0.01, 200 epochs FC-only), then per-method overrides
 # (seed B: SCAR with Adam, lr 5e-4, 30 epochs, batch 1024).
@@ -102,6 +64,6 @@ SYNTHETIC_DEFAULTS: dict = dict(noise_type="gaussian", samples_per_class=500)
 def unlearn_defaults(method: str, setting: str, dataset: str = "") -> dict:
     """Defaults for one unlearning run: common < setting < method < (method, setting) < (data set,
     any method, setting) < (data set, method, setting)."""
-    return {**UNLEARN_COMMON, **UNLEARN_SETTING_DEFAULTS[setting], **METHOD_DEFAULTS[method],
+    return {**UNLEARN_COMMON, **UNLEARN_SETTING_DEFAULTS[setting], **METHOD_DEFAULTS.get(method, {}),
             **METHOD_SETTING_DEFAULTS.get((method, setting), {}),
             **DATASET_DEFAULTS.get((dataset, "*", setting), {}), **DATASET_DEFAULTS.get((dataset, method, setting), {})}

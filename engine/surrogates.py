@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from core import paths
 from core.feeds import Feed, ImageFeed, TensorFeed
 from core.runtime import UserError
 from data import get_info, make_transform
@@ -63,7 +64,7 @@ def sample_image_patches(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def surrogate_feed(kind: str, n: int, dataset: str, img_size: int, device: torch.device, *, seed: int = 0,
-                   data_root: str | Path = "datasets", num_workers: int = 0, retain: Feed | None = None) -> Feed:
+                   data_root: str | Path = paths.DEFAULT_DATA, num_workers: int = 0, retain: Feed | None = None) -> Feed:
     """The surrogate stream: `n` images of `kind` (see the module docstring), drawn with `seed`, resized to
     `img_size` and normalised for the target data set `dataset`."""
     g = torch.Generator().manual_seed(seed)

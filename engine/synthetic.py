@@ -1,4 +1,4 @@
-"""Synthetic embeddings (DESIGN §5): noise shaped like a cut's input, labelled by the original tail.
+"""Synthetic embeddings: noise shaped like a cut's input, labelled by the original tail.
 
 Draw noise from a family, pass it through the original tail, label each draw by the tail's argmax
 and keep it while that class's quota is open. Unlike the seed's loop this always ends: after a

@@ -1,14 +1,29 @@
-"""Registry of unlearning methods: one module per method, each a small `Method` subclass.
+"""Registry of unlearning methods: one module per method, each a small `Method` subclass
+(`methods/base.py`: the data streams it needs and what one step does).
 
     cls = get_method("SCRUB"); m = cls(tail, teacher, ctx)
-Adding a method: a new module with a `@register_method` class, imported below.
+Adding a method: a new module with a `@register_method` class, and its name in `MODULES` below (the
+modules are imported on the first lookup, so importing this package loads none of them). Defaults:
+the setting's (engine/hparams.py); method-specific ones, and any extra hyperparameter that
+`--hp KEY=VALUE` may set, go in `hparams.METHOD_DEFAULTS` (a method reading `ctx.hp.<key>` that has
+no entry there fails when it runs).
 """
 
 from __future__ import annotations
 
-from methods.base import Context, Method
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from methods.base import Method
 
 _METHODS: dict[str, type[Method]] = {}
+MODULES = ("ft", "ng", "ngftw", "rl", "scar", "bs", "be", "scrub", "delete")
+
+
+def _load() -> None:
+    for m in MODULES:
+        importlib.import_module(f"methods.{m}")
 
 
 def register_method(cls: type[Method]) -> type[Method]:
@@ -21,10 +36,12 @@ ORDER = ("FT", "NG", "NGFTW", "RL", "SCAR", "BS", "BE", "SCRUB", "DELETE", "SCAR
 
 def list_methods() -> list[str]:
     """Registered methods, the seeds' nine first, in the seeds' order."""
+    _load()
     return sorted(_METHODS, key=lambda m: (ORDER.index(m) if m in ORDER else len(ORDER), m))
 
 
 def get_method(name: str) -> type[Method]:
+    _load()
     if name not in _METHODS:
         from core.runtime import UserError
         raise UserError(f"unknown method {name!r}; valid: {', '.join(_METHODS)}")
@@ -48,6 +65,4 @@ def real_data_needs(method: str, setting: str, source: str, surrogate_dataset: s
     return "retain" in uses, "forget" in uses
 
 
-from methods import be, bs, delete, ft, ng, ngftw, rl, scar, scrub  # noqa: E402,F401
-
-__all__ = ["Context", "Method", "get_method", "list_methods", "register_method"]
+__all__ = ["get_method", "list_methods", "real_data_needs", "register_method"]

@@ -1,36 +1,57 @@
-"""Model zoo: a registry of backbones, each built as a `CutNet` exposing the fc/partial/full cuts.
+"""Model zoo: a registry of backbones, each built as a `CutNet` (`models/cutnet.py`) exposing the
+fc/partial/full cuts.
 
     net = create_model("resnet18", num_classes=10, stem="small", img_size=16)
     z = net.features_at(x, "partial"); logits = net.tail("partial")(z)
+Adding a backbone: a module whose builder is decorated with `@register_model(name, family)` and
+returns a CutNet, and its name in `MODULES` below (imported on the first lookup).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from core.runtime import UserError
-from models.cutnet import CUTS, CutNet, Tail, make_head
+
+if TYPE_CHECKING:
+    from models.cutnet import CutNet
 
 _MODELS: dict[str, Callable[..., CutNet]] = {}
-FAMILY: dict[str, str] = {}  # "resnet" or "transformer": picks the default image size
+_FAMILY: dict[str, str] = {}  # "resnet" or "transformer": picks the default image size
+MODULES = ("resnet", "vit", "swin")  # registration order = listing order
+
+
+def _load() -> None:
+    for m in MODULES:
+        importlib.import_module(f"models.{m}")
 
 
 def register_model(name: str, family: str):
     def deco(fn: Callable[..., CutNet]) -> Callable[..., CutNet]:
         _MODELS[name] = fn
-        FAMILY[name] = family
+        _FAMILY[name] = family
         return fn
     return deco
 
 
 def list_models() -> list[str]:
+    _load()
     return list(_MODELS)
+
+
+def model_family(name: str) -> str:
+    """'resnet' or 'transformer': which of a data set's default input sizes the backbone takes."""
+    _load()
+    return _FAMILY[name]
 
 
 def create_model(name: str, num_classes: int, stem: str = "small", img_size: int = 32,
                  pretrained: bool = False) -> CutNet:
     """Build a registered backbone. `stem` matters for ResNets: 'imagenet' (7×7/2 + max-pool) or
     'small' (3×3/1, no max-pool)."""
+    _load()
     if name not in _MODELS:
         raise UserError(f"unknown model {name!r}; valid: {', '.join(_MODELS)}")
     return _MODELS[name](num_classes=num_classes, stem=stem, img_size=img_size, pretrained=pretrained)
@@ -48,6 +69,4 @@ def load_pretrained(weights, name: str) -> dict:
                         f"with internet access ({weights.url}), or drop --pretrained") from None
 
 
-from models import resnet, vit, swin  # noqa: E402,F401,I001  (registers the backbones, in this order)
-
-__all__ = ["CUTS", "CutNet", "Tail", "create_model", "list_models", "make_head", "register_model"]
+__all__ = ["create_model", "list_models", "load_pretrained", "model_family", "register_model"]

@@ -1,4 +1,4 @@
-"""A backbone split where unlearning cuts it (DESIGN §4).
+"""A backbone split where unlearning cuts it.
 
 Every backbone is expressed as   trunk -> last_block -> pool -> head   so the three cuts are:
     fc       tail = head                              (input: pooled features, N×D)

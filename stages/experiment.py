@@ -27,8 +27,9 @@ from engine.synthetic import generate
 from engine.unlearn import run
 from evaluation.columns import original_accuracy, row_metrics
 from evaluation.metrics import accuracy, add_aus, aus, gap_to_oracle
-from methods import Context, get_method
-from models import CutNet
+from methods import get_method
+from methods.base import Context
+from models.cutnet import CutNet
 from reporting import results
 from stages.config import UNLEARN_KEYS, command, model_nums, resolved_config
 from stages.pipeline import forget_sets, image_feed, load_embeddings, load_original, splits

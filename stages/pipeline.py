@@ -12,9 +12,8 @@ from core import paths
 from core.feeds import ImageFeed, TensorFeed
 from core.runtime import UserError
 from core.storage import load_checkpoint
-from data import ImageSet, load_splits, make_dataset
+from data import ImageSet, get_info, load_splits, make_dataset
 from data.forget import ForgetSet, load_hr, multi, single
-from engine.hparams import FORGET_CLASSES, MULTI_K
 from engine.training import TrainRecipe, load_net
 
 
@@ -66,9 +65,9 @@ def forget_sets(args: argparse.Namespace, n_train: int | None = None) -> list[Fo
     if args.mode == "HR":
         return [load_hr(args.root, args.dataset, args.hr_samples, args.hr_seed, n_train)]
     if args.forget_mode == "multi":
-        ks = [args.num_forget_classes] if args.num_forget_classes else MULTI_K[args.dataset]
+        ks = [args.num_forget_classes] if args.num_forget_classes else get_info(args.dataset).multi_k
         return [multi(args.root, args.dataset, args.num_classes, k) for k in ks]
-    classes = [args.forget_class] if args.forget_class is not None else FORGET_CLASSES[args.dataset]
+    classes = [args.forget_class] if args.forget_class is not None else get_info(args.dataset).forget_classes
     return [single(c) for c in classes]
 
 

@@ -22,7 +22,8 @@ from core.feeds import TensorFeed
 from core.storage import torch_load
 from engine import synthetic
 from engine.unlearn import run
-from methods import Context, get_method, list_methods
+from methods import get_method, list_methods
+from methods.base import Context
 from stages import experiment
 from stages.pipeline import image_feed, load_embeddings, load_original
 
@@ -179,9 +180,11 @@ def test_seed_b_entry_point_runs(digits_root):
 def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsys):
     """A forget set the method cannot handle (here: SCAR told it has no class to pull toward) is
     reported and skipped; the other classes still run and write rows, and the stage ends with RunFailed."""
+    import dataclasses
+
+    import data
     from core.runtime import RunFailed
     from methods.scar import SCAR
-    from stages import pipeline
 
     prepare = SCAR.prepare
 
@@ -191,7 +194,7 @@ def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsy
         return prepare(self, surrogate, forget)
 
     monkeypatch.setattr(SCAR, "prepare", fail_on_4)
-    monkeypatch.setitem(pipeline.FORGET_CLASSES, "digits", [4, FORGET_CLASS])
+    monkeypatch.setitem(data._DATASETS, "digits", dataclasses.replace(data.get_info("digits"), forget_classes=(4, FORGET_CLASS)))
     args = opts.parse_args(["--root", str(digits_root), "--method", "SCAR", "--epochs", "20", "--overwrite",
                             "--no-save_df", "--no-mia"], stage="main")
     with pytest.raises(RunFailed, match=r"1 run\(s\) could not be done.*SCAR m0 c4: SCAR: no retained.*1 row\(s\) done"):

@@ -163,8 +163,8 @@ def dockerignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_docker_context_keeps_the_code_and_drops_data():
-    """The image gets every tracked file (the `data` package included, which shares its folder with
-    the default --data_root), and no data set, venv or runs tree."""
+    """The image gets every tracked file (the `data` code package included), and no data set (the
+    default --data_root is ./datasets), venv or runs tree."""
     import subprocess
     repo = Path(__file__).resolve().parents[1]
     pats = [ln.strip() for ln in (repo / ".dockerignore").read_text().splitlines()
@@ -175,6 +175,6 @@ def test_docker_context_keeps_the_code_and_drops_data():
         pytest.skip("not a git checkout")
     needed = [f for f in tracked.splitlines() if f.endswith((".py", ".sh", ".txt", ".toml"))]
     assert "data/cifar.py" in needed and not [f for f in needed if dockerignored(f, pats)]
-    for junk in ("data/cifar-10-batches-py/data_batch_1", "data/tiny-imagenet-200/wnids.txt", ".venv/bin/python",
+    for junk in ("datasets/cifar-10-batches-py/data_batch_1", "datasets/tiny-imagenet-200/wnids.txt", ".venv/bin/python",
                  "runs/results/unlearn.csv", "models/__pycache__/zoo.cpython-311.pyc"):
         assert dockerignored(junk, pats), junk
