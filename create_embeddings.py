@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import opts
 from core import paths
-from core.runtime import get_device, run_stage
+from core.runtime import get_device, run_stage, set_threads
 from core.storage import atomic_torch_save
 from engine.embeddings import extract, fingerprint
 from stages.config import model_nums
@@ -19,6 +19,7 @@ SPLITS = ("train", "val", "test")
 
 def main() -> None:
     args = opts.parse_args(stage="embed")
+    set_threads(args.threads)
     device = get_device(args.cuda)
     for n in model_nums(args):
         todo = [(cut, split) for split in SPLITS for cut in args.cuts

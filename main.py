@@ -5,14 +5,13 @@ See README for every flag; `--setting fc|partial|full`, `--source real|synthetic
 """
 
 import opts
-from core.runtime import get_device, run_stage, seed_everything
+from core.runtime import get_device, run_stage
 from stages import experiment
 
 
 def main() -> None:
-    args = opts.parse_args(stage="main")
-    seed_everything(args.seed, args.deterministic)
-    experiment.main(args, get_device(args.cuda))
+    runs = opts.parse_runs(stage="main")
+    experiment.main(runs, get_device(runs[0].cuda))
 
 
 if __name__ == "__main__":

@@ -7,14 +7,13 @@ SCAR's README runs this name; it is `main.py --setting full` unless --setting is
 """
 
 import opts
-from core.runtime import get_device, run_stage, seed_everything
+from core.runtime import get_device, run_stage
 from stages import experiment
 
 
 def main() -> None:
-    args = opts.parse_args(stage="main", defaults={"setting": "full"})
-    seed_everything(args.seed, args.deterministic)
-    experiment.main(args, get_device(args.cuda))
+    runs = opts.parse_runs(stage="main", defaults={"setting": "full"})
+    experiment.main(runs, get_device(runs[0].cuda))
 
 
 if __name__ == "__main__":

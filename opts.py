@@ -8,7 +8,10 @@ here, at parse time, with one line naming the valid choices.
 from __future__ import annotations
 
 import argparse
+import itertools
+import shlex
 import sys
+from pathlib import Path
 
 from core import paths
 from data import get_info, list_datasets
@@ -65,7 +68,9 @@ def _hp(s: str) -> tuple[str, str]:
 
 
 def get_parser() -> Parser:
-    p = Parser(description="Source-free class unlearning: one parser for every stage.",
+    p = Parser(description="Source-free class unlearning: one parser for every stage. Options shown with "
+                           "[X ...] take several values (--method FT DELETE --forget_class 1 2): one run per "
+                           "combination, all in this process.",
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     B = argparse.BooleanOptionalAction
     g = p.add_argument_group("where and what")
@@ -75,12 +80,15 @@ def get_parser() -> Parser:
     g.add_argument("--dataset", default="digits", choices=list_datasets(), help="data set")
     g.add_argument("--model", default="resnet18", choices=list_models(), help="backbone")
     g.add_argument("--n_model", type=_int_min(1), default=1, help="number of originals (m0..m<n-1>)")
-    g.add_argument("--model_num", type=_int_min(0), default=None,
+    g.add_argument("--model_num", type=_int_min(0), default=None, nargs="+",
                    help="only this original (0-based); default: all of 0..n_model-1")
     g.add_argument("--seed", type=int, default=0, help="base seed; original/oracle m<n> uses seed+n")
     g.add_argument("--cuda", type=int, default=None,
                    help="CUDA device index; -1 = CPU; unset = cuda:0 if present, else CPU")
     g.add_argument("--num_workers", type=_int_min(0), default=None, help="DataLoader workers (default per dataset)")
+    g.add_argument("--threads", type=_int_min(1), default=None,
+                   help="CPU threads of torch (default: 1 for main.py, whose steps are small matrix products that more "
+                        "threads only slow down, and whose sweeps run side by side; all cores for the other stages)")
     g.add_argument("--img_size", type=_int_min(4), default=None,
                    help="input resolution (default: data set's own for ResNets, 224 for ViT/Swin, 32 on digits)")
     g.add_argument("--pretrained", action="store_true", help="start originals from ImageNet weights (offline: cached)")
@@ -94,19 +102,19 @@ def get_parser() -> Parser:
     g = p.add_argument_group("forget set")
     g.add_argument("--mode", default="CR", choices=["CR", "HR"], help="CR: class removal; HR: random samples")
     g.add_argument("--forget_mode", default="single", choices=["single", "multi"], help="CR: one class or several")
-    g.add_argument("--forget_class", type=_int_min(0), default=None,
+    g.add_argument("--forget_class", type=_int_min(0), default=None, nargs="+",
                    help="class to forget (single); default: each class of the data set's list in turn")
-    g.add_argument("--num_forget_classes", type=_int_min(1), default=None,
+    g.add_argument("--num_forget_classes", type=_int_min(1), default=None, nargs="+",
                    help="multi: forget the first k classes of the data set's fixed permutation "
                         "(default: each k of the data set's list in turn: 2 5 on digits/CIFAR-10, "
                         "2 5 10 20 on CIFAR-100/TinyImageNet)")
     g.add_argument("--hr_samples", type=_int_min(1), default=None, help="HR: number of forget samples (default per dataset)")
-    g.add_argument("--hr_seed", type=_int_min(0), default=0, help="HR: seed of the forget-sample draw")
+    g.add_argument("--hr_seed", type=_int_min(0), default=0, nargs="+", help="HR: seed of the forget-sample draw")
 
     g = p.add_argument_group("optimisation (unset: from engine/hparams.py for the stage, data set and method)")
     g.add_argument("--epochs", type=_int_min(1), default=None, help="epochs")
     g.add_argument("--bsize", type=_int_min(1), default=None, help="batch size")
-    g.add_argument("--lr", type=_float_min(0.0, strict=True), default=None, help="learning rate")
+    g.add_argument("--lr", type=_float_min(0.0, strict=True), default=None, nargs="+", help="learning rate")
     g.add_argument("--momentum", type=_float_min(0.0), default=None, help="SGD momentum")
     g.add_argument("--wd", type=_float_min(0.0), default=None, help="weight decay")
     g.add_argument("--label_smoothing", type=_float_min(0.0), default=None, help="training: label smoothing")
@@ -116,11 +124,11 @@ def get_parser() -> Parser:
                    help="early stopping: epochs without val improvement (default: off)")
 
     g = p.add_argument_group("unlearning (main.py)")
-    g.add_argument("--method", default="SCAR", choices=list_methods(), help="unlearning method")
-    g.add_argument("--setting", default="fc", choices=SETTINGS,
+    g.add_argument("--method", default="SCAR", choices=list_methods(), nargs="+", help="unlearning method")
+    g.add_argument("--setting", default="fc", choices=SETTINGS, nargs="+",
                    help="fc: head only; partial: last block + head; full: whole network on images")
-    g.add_argument("--source", default="real", choices=SOURCES, help="fc/partial inputs: real or synthetic embeddings")
-    g.add_argument("--noise_type", default=hparams.SYNTHETIC_DEFAULTS["noise_type"], choices=NOISES,
+    g.add_argument("--source", default="real", choices=SOURCES, nargs="+", help="fc/partial inputs: real or synthetic embeddings")
+    g.add_argument("--noise_type", default=hparams.SYNTHETIC_DEFAULTS["noise_type"], choices=NOISES, nargs="+",
                    help="synthetic embeddings: noise family")
     g.add_argument("--samples_per_class", type=_int_min(1), default=hparams.SYNTHETIC_DEFAULTS["samples_per_class"],
                    help="synthetic embeddings: quota per class")
@@ -149,6 +157,11 @@ def get_parser() -> Parser:
     g.add_argument("--save_df", action=B, default=True, help="append result rows to the CSVs under <root>/results")
     g.add_argument("--push_results", action="store_true", help="seed B: push to Google Docs (not supported offline; ignored)")
     g.add_argument("--mia", action=B, default=True, help="compute the membership-inference metrics")
+    g.add_argument("--rows_file", default=None, metavar="FILE",
+                   help="main.py: run the rows of FILE in this process, one 'python main.py ...' command a line "
+                        "(sweep.py writes such files); inputs shared by rows are loaded once")
+    g.add_argument("--rows", default=None, metavar="START:STOP",
+                   help="with --rows_file: only lines START..STOP-1 (0-based, blank and # lines not counted)")
 
     g = p.add_argument_group("result tables (collect_results.py; --dataset/--model/--setting/--source/--method/"
                              "--mode/--forget_mode/--forget_class/--num_forget_classes filter the rows, unset = all)")
@@ -165,6 +178,8 @@ def _stage_defaults(args: argparse.Namespace, stage: str) -> dict:
     else:
         d = dict(recipe)
     d["num_workers"] = recipe["num_workers"]
+    if stage == "main":
+        d["threads"] = 1
     d["img_size"] = info.img_size[model_family(args.model)]
     d["hr_samples"] = info.hr_samples
     for k in ("temperature", "lambda_1", "lambda_2", "delta", "gamma1", "gamma2"):
@@ -189,18 +204,71 @@ def flag_table(p: argparse.ArgumentParser) -> dict[str, tuple[str, object]]:
     return {a.dest: (a.option_strings[0], a.default) for a in p._actions if a.option_strings and a.dest != "help"}
 
 
+# Options that take several values (main.py --method FT DELETE --forget_class 1 2): one run per
+# combination, in this order, each exactly what the command with single values would run.
+AXES = ("method", "setting", "source", "noise_type", "lr", "model_num", "forget_class", "num_forget_classes",
+        "hr_seed")
+
+
 def parse_args(argv: list[str] | None = None, stage: str = "main", defaults: dict | None = None) -> argparse.Namespace:
-    """Parse, validate against the data set/model/method, and fill unset options from hparams.
-    `defaults` overrides parser defaults for one entry point (seed B's main_def.py: --setting full)."""
+    """One run's options (see `parse_runs`); several values on an axis are refused."""
+    runs = parse_runs(argv, stage, defaults)
+    if len(runs) != 1:
+        several = [k for k in AXES if len({getattr(r, k) for r in runs}) > 1]
+        get_parser().error(f"argument --{several[0]}: this command takes one value")
+    return runs[0]
+
+
+def parse_runs(argv: list[str] | None = None, stage: str = "main", defaults: dict | None = None) -> list[argparse.Namespace]:
+    """Parse, expand several values of the AXES options into one namespace per combination, validate
+    each against its data set/model/method and fill its unset options from the defaults tables.
+    `defaults` overrides parser defaults for one entry point (seed B's main_def.py: --setting full).
+    With --rows_file, the runs are those of the file's lines (each a main.py command line)."""
     assert stage in STAGES, stage
     p = get_parser()
     p.set_defaults(**(defaults or {}))
+    raw = p.parse_args(argv)
     if stage == "collect":
-        p.set_defaults(**dict.fromkeys(COLLECT_FILTERS))
-        args = p.parse_args(argv)
-        args.stage, args.root = stage, args.root or paths.default_root()
-        return args
-    args = p.parse_args(argv)
+        raw.stage, raw.root = stage, raw.root or paths.default_root()
+        return [raw]
+    if raw.rows_file is not None:
+        return _rows_of_file(p, raw, stage)
+    values = [list(dict.fromkeys(v)) if isinstance(v := getattr(raw, k), list) else [v] for k in AXES]
+    combos = [dict(zip(AXES, c)) for c in itertools.product(*values)]
+    return [_resolve(p, argparse.Namespace(**{**vars(raw), **c}), stage, values[0]) for c in combos]
+
+
+def _rows_of_file(p: Parser, raw: argparse.Namespace, stage: str) -> list[argparse.Namespace]:
+    """The runs of --rows_file lines START:STOP (`python main.py ...` each; sweep.py writes such files)."""
+    given = [f"--{k}" for k, v in vars(raw).items() if k not in ("rows_file", "rows") and v != p.get_default(k)]
+    if given:
+        p.error(f"argument --rows_file: the options of each run are on its line of the file; not here ({given[0]})")
+    try:
+        lines = [ln for ln in Path(raw.rows_file).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    except OSError as e:
+        p.error(f"argument --rows_file: cannot read {raw.rows_file} ({e.strerror})")
+    start, stop = _slice(p, raw.rows, len(lines))
+    runs = []
+    for i, line in enumerate(lines[start:stop], start):
+        words = shlex.split(line)
+        if words[:2] != ["python", "main.py"]:
+            p.error(f"argument --rows_file: line {i + 1} of {raw.rows_file} is not a 'python main.py ...' command")
+        runs += parse_runs(words[2:], stage)
+    return runs
+
+
+def _slice(p: Parser, rows: str | None, n: int) -> tuple[int, int]:
+    if rows is None:
+        return 0, n
+    try:
+        a, b = (int(x) if x else None for x in rows.split(":"))
+    except ValueError:
+        p.error(f"argument --rows: {rows!r} is not START:STOP (0-based line numbers, STOP excluded)")
+    return slice(a, b).indices(n)[:2]
+
+
+def _resolve(p: Parser, args: argparse.Namespace, stage: str, methods: list[str]) -> argparse.Namespace:
+    """Fill one run's unset options from the defaults and validate it (`methods`: every --method given)."""
     args.stage = stage
     args._flags = flag_table(p)
     info = get_info(args.dataset)
@@ -228,6 +296,8 @@ def parse_args(argv: list[str] | None = None, stage: str = "main", defaults: dic
     known = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset).items() if not hasattr(args, k)}
     hp = {}
     for k, v in args.hp:
+        if k not in known and any(k in hparams.unlearn_defaults(m, args.setting, args.dataset) for m in methods):
+            continue  # --method A B --hp x=1: x is the hyperparameter of another of the methods
         if k not in known:
             p.error(f"argument --hp: {args.method} has no hyperparameter {k!r}; valid: {', '.join(known) or 'none'}")
         try:

@@ -1,16 +1,18 @@
-"""Sweeps: a grid of unlearning runs as a task list, run locally or as one Slurm job array.
+"""Sweeps: a grid of unlearning runs, packed into tasks of many rows, run locally or as one Slurm job array.
 
     python sweep.py --datasets digits --methods FT DELETE --sources real synthetic --dry-run
     python sweep.py ... --launcher local                  # one task after another (--jobs N: N at once)
     python sweep.py ... --launcher gpus                   # one task per visible GPU at a time
     python sweep.py ... --launcher slurm --time 02:00:00 --sbatch_args "--partition=gpu --account=me"
 
-A task is one main.py command for one (dataset, model, setting, source, noise, method, lr, original,
-forget set): one row of <root>/results/unlearn.csv. Tasks whose row already exists are left out
-(main.py would skip them too), so running the same sweep command again after a crash, a time limit
-or a preemption runs only what is missing. Options that main.py knows (--epochs 20, --no-mia, ...)
-are passed to every task. The task list is written to <root>/sweeps/<name>/; a Slurm array task
-runs its own line through bash/sweep_task.sh.
+A row is one (dataset, model, setting, source, noise, method, lr, original, forget set): one line of
+<root>/results/unlearn.csv and one `python main.py ...` command line in <root>/sweeps/<name>/rows_*.txt
+(each reruns its row alone). A task runs up to --rows_per_task rows in one process (`main.py
+--rows_file FILE --rows START:STOP`), loading what rows share once. Rows whose result already exists
+are left out (main.py would skip them too), so running the same sweep command again after a crash, a
+time limit or a preemption runs only what is missing. Options that main.py knows (--epochs 20,
+--no-mia, ...) are passed to every row. A Slurm array task runs its line of tasks_*.txt through
+bash/sweep_task.sh.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                    help="print the commands of the tasks still to run, run nothing")
     g.add_argument("--jobs", type=int, default=1, help="local: tasks at once (logs go to <root>/logs)")
+    g.add_argument("--rows_per_task", type=int, default=100,
+                   help="rows run by one task, in one process (on digits fc a row takes about a second)")
 
     g = p.add_argument_group("slurm")
     g.add_argument("--time", default="04:00:00", help="time limit of one task")
@@ -152,7 +156,7 @@ def task_line(argv: list[str]) -> str:
 
 
 def pending_tasks(tasks: list[list[str]], root: Path) -> list[list[str]]:
-    """The tasks without a result row (all of them under --overwrite)."""
+    """The rows without a result row (all of them under --overwrite)."""
     done = results.existing(root, "unlearn")
     todo = []
     for t in tasks:
@@ -270,14 +274,18 @@ def wait_slurm(ids: list[str], poll: float = 2.0, max_errors: int = 30) -> None:
 def main() -> None:
     a, passthrough = get_parser().parse_known_args()
     check_passthrough(passthrough)
+    if a.rows_per_task < 1 or a.jobs < 1:
+        raise UserError(f"--rows_per_task {a.rows_per_task} / --jobs {a.jobs}: both must be at least 1")
     a.root = Path(a.root or paths.default_root()).resolve()
-    tasks = expand(a, passthrough)
-    if not tasks:
+    rows = expand(a, passthrough)
+    if not rows:
         raise UserError("the grid is empty (synthetic sources are left out of the full setting)")
-    todo = pending_tasks(tasks, a.root)
+    todo = pending_tasks(rows, a.root)
     lines = [task_line(t) for t in todo]
-    print(f"sweep {a.name}: {len(tasks)} tasks, {len(tasks) - len(todo)} with a result row already, "
-          f"{len(todo)} to run", flush=True)
+    k = a.rows_per_task
+    n_tasks = -(-len(lines) // k)
+    print(f"sweep {a.name}: {len(rows)} rows, {len(rows) - len(todo)} with a result row already, {len(todo)} to run"
+          + (f" in {n_tasks} task(s) of up to {k} rows" if todo else ""), flush=True)
     if a.dry_run:
         print("\n".join(lines))
         return
@@ -286,9 +294,13 @@ def main() -> None:
         return
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     sdir = paths.sweep_dir(a.root, a.name)
-    chunks = [lines[i:i + a.array_limit] for i in range(0, len(lines), max(1, a.array_limit))]
-    files = [sdir / (f"tasks_{stamp}" + (f"_{k}" if len(chunks) > 1 else "") + ".txt") for k in range(len(chunks))]
     sdir.mkdir(parents=True, exist_ok=True)
+    rows_file = sdir / f"rows_{stamp}.txt"
+    rows_file.write_text("\n".join(lines) + "\n")
+    tasks = [shlex.join(["python", "main.py", "--rows_file", str(rows_file), "--rows", f"{i}:{i + k}"])
+             for i in range(0, len(lines), k)]
+    chunks = [tasks[i:i + a.array_limit] for i in range(0, len(tasks), max(1, a.array_limit))]
+    files = [sdir / (f"tasks_{stamp}" + (f"_{c}" if len(chunks) > 1 else "") + ".txt") for c in range(len(chunks))]
     for f, chunk in zip(files, chunks):
         f.write_text("\n".join(chunk) + "\n")
     if a.launcher == "slurm":
@@ -303,13 +315,13 @@ def main() -> None:
             if not slots:
                 raise UserError("--launcher gpus: no visible GPU; use --launcher local (CPU) or --launcher slurm")
         else:
-            slots = [None] * max(1, a.jobs)
+            slots = [None] * a.jobs
         log_stem = paths.logs_dir(a.root) / f"{a.name}-{stamp}" if len(slots) > 1 else None
-        failed = run_local(lines, slots, log_stem)
+        failed = run_local(tasks, slots, log_stem)
         if failed:
-            print(f"{len(failed)} task(s) failed: " + ", ".join(str(i + 1) for i in failed))
-    left = pending_tasks(tasks, a.root)
-    print(f"sweep {a.name}: {len(tasks) - len(left)}/{len(tasks)} tasks have a result row"
+            print(f"{len(failed)} task(s) ended with an error: " + ", ".join(str(i + 1) for i in failed))
+    left = pending_tasks(rows, a.root)
+    print(f"sweep {a.name}: {len(rows) - len(left)}/{len(rows)} rows have a result row"
           + (f"; {len(left)} missing (see the logs; rerun this command to retry them)" if left else ""))
     if left:
         sys.exit(1)

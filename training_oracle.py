@@ -14,7 +14,7 @@ import time
 import opts
 from core import paths
 from core.feeds import predict
-from core.runtime import device_name, get_device, run_stage, seed_everything
+from core.runtime import device_name, get_device, run_stage, seed_everything, set_threads
 from data import make_dataset
 from data.forget import ForgetSet
 from engine.training import init_distributed, load_net, train_classifier
@@ -94,6 +94,7 @@ def write_rows(args, n: int, fs: ForgetSet, net, config: dict, seed: int, summar
 
 def main() -> None:
     args = opts.parse_args(stage="oracle")
+    set_threads(args.threads)
     device = get_device(args.cuda)
     if args.save_df:
         results.check_csvs(args.root, "oracle", "training")

@@ -11,7 +11,7 @@ import time
 import opts
 from core import paths
 from core.feeds import predict
-from core.runtime import device_name, get_device, run_stage, seed_everything
+from core.runtime import device_name, get_device, run_stage, seed_everything, set_threads
 from data import make_dataset
 from engine.training import init_distributed, train_classifier
 from evaluation.metrics import accuracy
@@ -23,6 +23,7 @@ from stages.pipeline import image_feed, net_meta, seed_of, splits, train_recipe
 
 def main() -> None:
     args = opts.parse_args(stage="train")
+    set_threads(args.threads)
     device = get_device(args.cuda)
     if args.save_df:
         results.check_csvs(args.root, "training")

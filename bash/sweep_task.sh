@@ -7,12 +7,14 @@
 #SBATCH --requeue
 #SBATCH --signal=B:TERM@120
 # One task of a sweep: runs line INDEX+1 (INDEX = $SLURM_ARRAY_TASK_ID by default) of TASKFILE, a task
-# list written by sweep.py (one main.py command a line). sweep.py --launcher slurm submits it as
+# list written by sweep.py (one command a line: `python main.py --rows_file ROWS --rows START:STOP`,
+# several result rows in one process). sweep.py --launcher slurm submits it as
 #     sbatch --array=0-<N-1> ... bash/sweep_task.sh TASKFILE      (its options override the lines above)
 # and by hand:   bash bash/sweep_task.sh TASKFILE INDEX
 # The command replaces this shell (exec), so SIGTERM from Slurm (--signal before the time limit,
 # preemption with --requeue, scancel) reaches python, which stops cleanly: an unfinished unlearning
-# run leaves no result row and is run again by the next submission; finished ones are skipped.
+# row leaves no result and is run again by the next submission (or the requeued task), which skips
+# the rows already done.
 # Environment: UNLEARN_REPO (repository), UNLEARN_PYTHON (interpreter used for "python"), both set by sweep.py.
 set -euo pipefail
 TASKS="${1:?usage: sweep_task.sh TASKFILE [INDEX]}"

@@ -71,6 +71,12 @@ def get_device(cuda: int | None) -> torch.device:
     return torch.device(f"cuda:{cuda}")
 
 
+def set_threads(threads: int | None) -> None:
+    """Torch's CPU threads for this process (None: leave torch's default, all cores or $OMP_NUM_THREADS)."""
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch; `deterministic` also asks torch for deterministic kernels."""
     random.seed(seed)

@@ -46,7 +46,7 @@ def _snapshot(tail: Tail) -> dict:
 
 def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
         evaluate: Callable[[Callable[[torch.Tensor], torch.Tensor], dict], dict], select: str,
-        desc: str = "unlearn") -> Outcome:
+        desc: str = "unlearn", bar: bool = True) -> Outcome:
     """`evaluate(logits_fn, metrics)` adds val/test metrics and a 'score' (higher is better) to `metrics`.
 
     `monitor` is the forget set the method is told about (real or synthetic train-forget), used for
@@ -72,7 +72,7 @@ def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
     n_batches = max(1, streams[method.driver].num_batches(hp.bsize)) if method.driver in streams else 1
     best_score, best_state, best_epoch, last_good = -math.inf, None, 0, _snapshot(tail)
     bad, log, reason = 0, [], "completed"
-    bar = progress(range(hp.epochs), desc=desc)
+    bar = progress(range(hp.epochs), desc=desc, disable=not bar)
     for epoch in bar:
         t = time.perf_counter()
         total = method.train_epoch(streams, epoch, step)

@@ -41,7 +41,7 @@ KINDS = ("original", "oracle", "unlearn")
 # Options that do not change a result (where files go, how fast, what is printed): left out of run ids.
 NON_RESULT_KEYS = {"cuts", "run_name", "root", "data_root", "cuda", "num_workers", "overwrite", "save_model", "save_df",
                    "push_results", "run_original", "run_unlearn", "run_rt_model", "load_unlearned_model", "stage",
-                   "n_model", "hp", "plots"}
+                   "n_model", "hp", "plots", "rows_file", "rows", "threads"}
 
 
 def run_id(config: dict) -> str:

@@ -100,19 +100,19 @@ FILTERS = ("dataset", "model", "mode", "forget_mode", "setting", "source", "meth
 
 
 def filter_rows(df: pd.DataFrame, filters: dict) -> pd.DataFrame:
-    """Rows that match the filters given (keys of FILTERS; None = any value); unlearning-only filters
-    leave Original/Oracle rows alone."""
-    f = {k: filters.get(k) for k in FILTERS}
+    """Rows that match the filters given (keys of FILTERS; a value or a list of accepted values; None =
+    any value); unlearning-only filters leave Original/Oracle rows alone."""
+    f = {k: (v if isinstance(v, list) else [v]) for k in FILTERS if (v := filters.get(k)) is not None}
     for k in ("dataset", "model", "mode", "forget_mode"):
-        if f[k] is not None:
-            df = df[df[k] == f[k]]
+        if k in f:
+            df = df[df[k].isin(f[k])]
     for k in ("setting", "source", "method"):
-        if f[k] is not None:
-            df = df[(df["kind"] != "unlearn") | (df[k] == f[k])]
-    if f["forget_class"] is not None:
-        df = df[df["forget_tag"] == single(f["forget_class"]).tag]
-    if f["num_forget_classes"] is not None:
-        df = df[df["scenario"] == f"multi{f['num_forget_classes']}"]
+        if k in f:
+            df = df[(df["kind"] != "unlearn") | df[k].isin(f[k])]
+    if "forget_class" in f:
+        df = df[df["forget_tag"].isin([single(c).tag for c in f["forget_class"]])]
+    if "num_forget_classes" in f:
+        df = df[df["scenario"].isin([f"multi{k}" for k in f["num_forget_classes"]])]
     test_sel = df["select"].astype(str).str.startswith("test_aus")
     if test_sel.any():
         print(f"note: {int(test_sel.sum())} rows used the seed's test-split selection (--select test_aus); "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from core.feeds import predict
-from core.runtime import device_name, get_device
+from core.runtime import device_name, get_device, set_threads
 from evaluation.columns import original_accuracy, row_metrics
 from reporting import results
 from stages.config import command, model_nums, resolved_config
@@ -27,6 +27,7 @@ def original_outputs(args, n: int, device, splits=("train", "val", "test")) -> d
 def evaluate_originals(args: argparse.Namespace, script: str) -> None:
     """Stage 3: one row per (original, forget set) of `args` in results/original.csv."""
     device = get_device(args.cuda)
+    set_threads(args.threads)
     done = results.existing(args.root, "original")
     for n in model_nums(args):
         outputs = None

@@ -12,14 +12,16 @@ import copy
 import json
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
+from tqdm import tqdm
 
 from core import paths
 from core.feeds import Feed, TensorFeed, predict
-from core.runtime import Diverged, RunFailed, UserError, device_name
+from core.runtime import Diverged, RunFailed, UserError, device_name, progress, seed_everything, set_threads
 from core.storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from data.forget import ForgetSet
 from engine.embeddings import fingerprint
@@ -78,25 +80,44 @@ def load_synthetic(args: argparse.Namespace, n: int, net: CutNet, device: torch.
     return TensorFeed(x, y), report
 
 
-def prepare(args: argparse.Namespace, n: int, device: torch.device) -> Inputs:
-    net = load_original(args, n).to(device)
-    if args.setting == "full":
-        evals = {s: image_feed(args, s, device) for s in ("train", "val", "test")}
-        teacher = net
-    else:
-        evals = {s: load_embeddings(args, n, args.setting, s, device) for s in ("train", "val", "test")}
-        teacher = net.tail(args.setting)
-        f = paths.embeddings_file(args.root, args.dataset, args.model, args.setting, n, "train")
-        emb_fp = load_checkpoint(f)["meta"].get("original")
-        if emb_fp != fingerprint(net):
-            raise UserError(f"{f} was made from another original m{n} (retrained since?); rerun "
-                            f"create_embeddings.py --dataset {args.dataset} --model {args.model} --overwrite")
-    teacher.eval()
-    original = {s: (predict(teacher, f), f.targets) for s, f in evals.items()}
-    source, report = evals["train"], None
-    if args.source == "synthetic":
-        source, report = load_synthetic(args, n, net, device)
-    return Inputs(net, evals, source, original, report)
+def group_key(args: argparse.Namespace, n: int) -> tuple:
+    """What the inputs of a run depend on: runs with equal keys share one `Group`."""
+    return (args.root, args.data_root, args.dataset, args.model, args.num_classes, args.img_size, args.stem,
+            args.val_fraction, args.num_workers, n, args.setting)
+
+
+class Group:
+    """The inputs shared by every run on one original in one setting, each loaded once: the original,
+    the real evaluation inputs (cached cut inputs, or images in the full setting) and the original's
+    outputs on them, the training sources (real, and each synthetic set asked for), the Oracle rows."""
+
+    def __init__(self, args: argparse.Namespace, n: int, device: torch.device):
+        self.n, self.device = n, device
+        self.net = load_original(args, n).to(device)
+        if args.setting == "full":
+            self.evals = {s: image_feed(args, s, device) for s in ("train", "val", "test")}
+            teacher = self.net
+        else:
+            self.evals = {s: load_embeddings(args, n, args.setting, s, device) for s in ("train", "val", "test")}
+            teacher = self.net.tail(args.setting)
+            f = paths.embeddings_file(args.root, args.dataset, args.model, args.setting, n, "train")
+            if load_checkpoint(f)["meta"].get("original") != fingerprint(self.net):
+                raise UserError(f"{f} was made from another original m{n} (retrained since?); rerun "
+                                f"create_embeddings.py --dataset {args.dataset} --model {args.model} --overwrite")
+        teacher.eval()
+        self.original = {s: (predict(teacher, f), f.targets) for s, f in self.evals.items()}
+        self._synthetic: dict[tuple, tuple[TensorFeed, dict]] = {}
+        self.oracle_rows = read_rows(paths.results_csv(args.root, "oracle"))
+
+    def inputs(self, args: argparse.Namespace) -> Inputs:
+        """The inputs of one run: its training source (real train inputs, or its synthetic set)."""
+        if args.source != "synthetic":
+            return Inputs(self.net, self.evals, self.evals["train"], self.original)
+        key = (args.noise_type, args.samples_per_class, args.seed, args.overwrite)
+        if key not in self._synthetic:
+            self._synthetic[key] = load_synthetic(args, self.n, self.net, self.device)
+        source, report = self._synthetic[key]
+        return Inputs(self.net, self.evals, source, self.original, report)
 
 
 def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, device: torch.device) -> dict[str, Feed]:
@@ -132,11 +153,12 @@ def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
     return cfg
 
 
-def find_oracle(root, dataset: str, model: str, n: int, fs: ForgetSet, img_size: int | None = None) -> dict | None:
-    """The newest oracle.csv row for this data set, model, model number and forget set (and input size,
-    when both sides record it): the Oracle an unlearned model is compared with."""
+def find_oracle(rows: list[dict], dataset: str, model: str, n: int, fs: ForgetSet,
+                img_size: int | None = None) -> dict | None:
+    """The newest of oracle.csv's `rows` for this data set, model, model number and forget set (and input
+    size, when both sides record it): the Oracle an unlearned model is compared with."""
     best = None
-    for r in read_rows(paths.results_csv(root, "oracle")):
+    for r in rows:
         if (r.get("dataset"), r.get("model"), r.get("model_num"), r.get("forget_tag")) != (dataset, model, str(n), fs.tag):
             continue
         if img_size is not None:
@@ -150,10 +172,10 @@ def find_oracle(root, dataset: str, model: str, n: int, fs: ForgetSet, img_size:
     return best
 
 
-def oracle_columns(args: argparse.Namespace, n: int, fs: ForgetSet, row: dict) -> dict:
+def oracle_columns(args: argparse.Namespace, n: int, fs: ForgetSet, row: dict, oracle_rows: list[dict]) -> dict:
     """The Oracle's metrics for the same dataset/model/model number/forget set, and the mean gap
     (metrics.gap_to_oracle); nothing when that Oracle has no row."""
-    o = find_oracle(args.root, args.dataset, args.model, n, fs, args.img_size)
+    o = find_oracle(oracle_rows, args.dataset, args.model, n, fs, args.img_size)
     if o is None:
         return {}
     return {"oracle_test_retain_acc": o["test_retain_acc"], "oracle_test_forget_acc": o["test_forget_acc"],
@@ -168,9 +190,11 @@ def method_hparams(args: argparse.Namespace) -> SimpleNamespace:
     return SimpleNamespace(**{k: getattr(args, k) for k in keys}, **args.method_hp)
 
 
-def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, device: torch.device) -> dict:
+def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, device: torch.device,
+                epoch_bar: bool = True) -> dict:
     """Run (or reload) one unlearning, evaluate it, return its CSV row."""
     t_start = time.perf_counter()
+    inp = group.inputs(args)
     cfg = run_config(args, n, fs)
     rid = results.run_id(cfg)
     method_cls = get_method(args.method)
@@ -208,7 +232,8 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
                       time_unlearn_s=float("nan"))
     else:
         method = method_cls(tail, teacher, ctx)
-        out = run(method, feeds, feeds["forget"], evaluate, args.select, desc=f"{args.method} m{n} {fs.tag}")
+        out = run(method, feeds, feeds["forget"], evaluate, args.select, desc=f"{args.method} m{n} {fs.tag}",
+                  bar=epoch_bar)
         tail = out.tail
         fields = dict(best_epoch=out.best_epoch, epochs_run=out.epochs_run, stop_reason=out.stop_reason,
                       time_unlearn_s=out.seconds)
@@ -224,7 +249,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, inp: Inputs, de
     outputs = {s: (predict(tail, inp.evals[s]), inp.original[s][1]) for s in ("train", "val", "test")}
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
     add_aus(m, fs.mode, a_or_val, split="val")  # the selection criterion of the reported model
-    m.update(oracle_columns(args, n, fs, m))
+    m.update(oracle_columns(args, n, fs, m, group.oracle_rows))
     select = args.select + (" (seed's test-split selection)" if args.select == "test_aus" else "")
     return results.make_row("unlearn", cfg, command(args, SCRIPT, cfg), m, forget_tag=fs.tag, forget_classes=list(fs.classes),
                             setting=args.setting, source=args.source, method=args.method,
@@ -248,16 +273,16 @@ def reference_config(args: argparse.Namespace, n: int, fs: ForgetSet, which: str
     return {**cfg, "evaluated": which}
 
 
-def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, inp: Inputs,
+def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, group: Group,
                   device: torch.device) -> dict:
     """`--run_original` / `--run_rt_model` (seed B): the original's or the Oracle's metrics for this
     forget set, as a row of the same CSV (kind `original` / `oracle`, method column the same word).
     The original is evaluated in the run's setting; the Oracle always on images (embeddings are the
     original's)."""
     t0 = time.perf_counter()
-    a_or = original_accuracy(inp.original, fs)
+    a_or = original_accuracy(group.original, fs)
     if which == "original":
-        outputs = inp.original
+        outputs = group.original
     else:
         from engine.training import load_net
         from stages.pipeline import net_meta
@@ -275,62 +300,125 @@ def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, i
     row = results.make_row(which, cfg, command(args, SCRIPT, cfg), m, forget_tag=fs.tag, forget_classes=list(fs.classes),
                            setting=args.setting if which == "original" else "full", method=which,
                            device=device_name(device), model_num=n, time_total_s=time.perf_counter() - t0)
-    print(f"{which} m{n} {fs.tag}: test retain {float(row['test_retain_acc']):.4f} forget "
+    log(f"{which} m{n} {fs.tag}: test retain {float(row['test_retain_acc']):.4f} forget "
           f"{float(row['test_forget_acc']):.4f} train forget {float(row['train_forget_acc']):.4f} AUS {float(row['aus']):.4f}")
     return row
 
 
-def main(args: argparse.Namespace, device: torch.device) -> list[dict]:
-    """Every requested run. Seed B's run flags --run_original, --run_unlearn, --run_rt_model each add
-    their row per (original, forget set) to results/unlearn.csv (with --save_df); rows of finished
-    unlearning runs are skipped unless --overwrite. A run stopped by a non-finite loss keeps its last
-    good weights and its row (stop_reason says so), and the stage then ends with Diverged (exit 3) so
-    that a job array marks the task as failed. A run that cannot be done on its forget set (RunFailed)
-    writes no row; the loop goes on to the next set and the stage ends with exit 2 naming each one."""
-    results.check_csvs(args.root, "unlearn", "oracle")
-    done = results.existing(args.root, "unlearn")
-    train_targets = splits(args)["train"].targets
-    sets = forget_sets(args, len(train_targets))
-    for fs in sets:
-        if not bool(fs.mask("train", train_targets).any()):
-            raise UserError(f"forget set {fs.tag} is empty: no sample of the {args.dataset} train split is in it")
-    rows, diverged, failed = [], [], []
-    for n in model_nums(args):
-        inp = None
+@dataclass
+class Run:
+    """One result row to make: the unlearning of a method (`which` = 'unlearn'), or seed B's evaluation of
+    the original or the Oracle for the same forget set ('original', 'oracle')."""
+
+    args: argparse.Namespace
+    n: int
+    fs: ForgetSet
+    which: str
+
+    @property
+    def config(self) -> dict:
+        return run_config(self.args, self.n, self.fs) if self.which == "unlearn" else \
+            reference_config(self.args, self.n, self.fs, self.which)
+
+    @property
+    def label(self) -> str:
+        return f"{self.args.method if self.which == 'unlearn' else self.which} m{self.n} {self.fs.tag}"
+
+
+def plan(runs: list[argparse.Namespace]) -> list[Run]:
+    """Every row the parsed runs ask for, in order: per original and forget set, seed B's reference rows
+    (--run_original, --run_rt_model) and then the unlearning (--run_unlearn, the default)."""
+    out = []
+    for args in runs:
+        train_targets = splits(args)["train"].targets
+        sets = forget_sets(args, len(train_targets))
         for fs in sets:
-            for which, wanted in (("original", args.run_original), ("oracle", args.run_rt_model)):
-                rid = results.run_id(reference_config(args, n, fs, which))
-                if wanted and rid in done and not args.overwrite:
-                    print(f"skip: {which} m{n} {fs.tag} already in results/unlearn.csv as {rid} "
-                          f"(use --overwrite to redo)")
-                    rows.append(done[rid])
-                elif wanted:
-                    inp = inp or prepare(args, n, device)
-                    row = reference_row(args, n, fs, which, inp, device)
-                    if args.save_df:
-                        results.append(args.root, "unlearn", [row])
-                    rows.append(row)
-            if args.run_unlearn:
-                rid = results.run_id(run_config(args, n, fs))
-                if rid in done and not args.overwrite and not args.load_unlearned_model:
-                    print(f"skip: {args.method} m{n} {fs.tag} ({args.setting}/{args.source}) already in "
-                          f"results/unlearn.csv as {rid} (use --overwrite to redo)")
-                    continue
-                inp = inp or prepare(args, n, device)
+            if not bool(fs.mask("train", train_targets).any()):
+                raise UserError(f"forget set {fs.tag} is empty: no sample of the {args.dataset} train split is in it")
+        for n in model_nums(args):
+            for fs in sets:
+                out += [Run(args, n, fs, w) for w, on in (("original", args.run_original), ("oracle", args.run_rt_model),
+                                                           ("unlearn", args.run_unlearn)) if on]
+    return out
+
+
+def log(msg: str, err: bool = False) -> None:
+    """One line of output (stderr with `err`) that does not break the progress bar."""
+    tqdm.write(msg, file=sys.stderr if err else sys.stdout)
+
+
+def main(runs: list[argparse.Namespace], device: torch.device) -> list[dict]:
+    """Every requested row, in one process. Rows are grouped by what they share (data set, backbone,
+    original, setting: one `Group` each), each group's inputs are loaded once, and every row is seeded
+    as if it ran alone, so it gives the numbers it gives in a process of its own.
+
+    Seed B's run flags --run_original, --run_unlearn, --run_rt_model each add their row per (original,
+    forget set) to results/unlearn.csv (with --save_df); rows already there are skipped unless
+    --overwrite, so a killed invocation resumes at its first row without a result. A run stopped by a
+    non-finite loss keeps its last good weights and its row (stop_reason says so), and the stage then
+    ends with Diverged (exit 3) so that a job array marks the task as failed. A row that cannot be done
+    (RunFailed, a missing input, an error) writes nothing; the others go on and the stage ends with
+    exit 2 naming each one (a single row's own error is raised as it is)."""
+    todo = plan(runs)
+    done: dict[str, dict[str, dict]] = {}
+    rows, diverged, failed, pending = [], [], [], []
+    for r in todo:
+        a = r.args
+        if a.root not in done:
+            results.check_csvs(a.root, "unlearn", "oracle")
+            done[a.root] = results.existing(a.root, "unlearn")
+        rid = results.run_id(r.config)
+        if rid in done[a.root] and not a.overwrite and not (r.which == "unlearn" and a.load_unlearned_model):
+            where = f" ({a.setting}/{a.source})" if r.which == "unlearn" else ""
+            log(f"skip: {r.label}{where} already in results/unlearn.csv as {rid} (use --overwrite to redo)")
+            if r.which != "unlearn":
+                rows.append(done[a.root][rid])
+            continue
+        pending.append(r)
+    first = {}  # group key -> position of its first row: groups run in the order they are first asked for
+    for i, r in enumerate(pending):
+        first.setdefault(group_key(r.args, r.n), i)
+    pending.sort(key=lambda r: first[group_key(r.args, r.n)])
+    bar = progress(pending, desc="rows", disable=len(pending) < 2)
+    group: Group | Exception | None = None  # the current group, or why it could not be loaded
+    key, errors = None, []
+    for r in bar:
+        a = r.args
+        bar.set_postfix_str(r.label, refresh=False)
+        try:
+            if group_key(a, r.n) != key:
+                group, key = None, group_key(a, r.n)
                 try:
-                    row = unlearn_one(args, n, fs, inp, device)
-                except RunFailed as e:
-                    failed.append(f"{args.method} m{n} {fs.tag}: {e}")
-                    print(f"error: {failed[-1]} (no row written; going on)", file=sys.stderr)
-                    continue
-                print(f"{args.method} m{n} {fs.tag} {args.setting}/{args.source}: test retain "
-                      f"{float(row['test_retain_acc']):.4f} forget {float(row['test_forget_acc']):.4f} "
-                      f"AUS {float(row['aus']):.4f} best epoch {row['best_epoch']} ({float(row['time_unlearn_s']):.2f}s)")
-                if args.save_df:
-                    results.append(args.root, "unlearn", [row])
-                rows.append(row)
-                if row["stop_reason"].startswith("non-finite"):
-                    diverged.append(f"{args.method} m{n} {fs.tag}: {row['stop_reason']}")
+                    group = Group(a, r.n, device)
+                except Exception as e:  # noqa: BLE001  (every row of this group fails the same way)
+                    group = e
+            if isinstance(group, Exception):
+                raise group
+            set_threads(a.threads)
+            seed_everything(a.seed, a.deterministic)
+            if r.which == "unlearn":
+                row = unlearn_one(a, r.n, r.fs, group, device, epoch_bar=len(pending) < 2)
+                log(f"{r.label} {a.setting}/{a.source}: test retain {float(row['test_retain_acc']):.4f} forget "
+                    f"{float(row['test_forget_acc']):.4f} AUS {float(row['aus']):.4f} best epoch {row['best_epoch']} "
+                    f"({float(row['time_unlearn_s']):.2f}s)")
+            else:
+                row = reference_row(a, r.n, r.fs, r.which, group, device)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001  (one row's failure must not stop the others)
+            errors.append(e)
+            failed.append(f"{r.label}: {e}" if isinstance(e, UserError) else f"{r.label}: {type(e).__name__}: {e}")
+            if not isinstance(e, UserError):
+                traceback.print_exc()
+            log(f"error: {failed[-1]} (no row written; going on)", err=True)
+            continue
+        if a.save_df:
+            results.append(a.root, "unlearn", [row])
+        rows.append(row)
+        if row.get("stop_reason", "").startswith("non-finite"):
+            diverged.append(f"{r.label}: {row['stop_reason']}")
+    if errors and not rows and not diverged and len({str(e) for e in errors}) == 1:
+        raise errors[0]  # nothing done, one cause (a missing input, a single run's own error): as it is
     problems = []
     if failed:
         problems.append(f"{len(failed)} run(s) could not be done and wrote no row ({'; '.join(failed)})")

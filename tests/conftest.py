@@ -24,7 +24,9 @@ def run_stage(script: str, *args: str, root: Path | None = None, check: bool = T
     cmd = [sys.executable, str(REPO / script), *args]
     if root is not None:
         cmd += ["--root", str(root)]
-    e = {**os.environ, "UNLEARN_PROGRESS": "0", **(env or {})}
+    # Fixed thread count: floating-point results depend on it, and the fixtures must train the same
+    # originals on any machine (main.py uses 1 thread by default).
+    e = {**os.environ, "UNLEARN_PROGRESS": "0", "OMP_NUM_THREADS": "2", **(env or {})}
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=e)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")

@@ -119,12 +119,14 @@ def test_sweep_local_launcher_and_task_script(runs):
     before = len(_unlearn_rows(runs))
     p = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    assert "1 to run" in p.stdout and "1/1 tasks have a result row" in p.stdout
+    assert "1 to run in 1 task(s)" in p.stdout and "1/1 rows have a result row" in p.stdout
     rows = _unlearn_rows(runs)[before:]
     assert len(rows) == 1 and rows[0]["method"] == "NG" and rows[0]["run_name"] == "loc"
     _check_row(rows[0])
     (tasks,) = paths.sweep_dir(runs, "loc").glob("tasks_*.txt")
-    assert tasks.read_text().startswith("python main.py --dataset digits")
+    (rows_file,) = paths.sweep_dir(runs, "loc").glob("rows_*.txt")
+    assert rows_file.read_text().startswith("python main.py --dataset digits")
+    assert tasks.read_text() == f"python main.py --rows_file {rows_file} --rows 0:100\n"
     p = subprocess.run([sys.executable, "sweep.py", *cmd[2:], "--dry-run"], cwd=REPO, env=ENV, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0 and "1 with a result row already, 0 to run" in p.stdout
@@ -147,22 +149,23 @@ def slurm(tmp_path_factory):
 
 
 def test_sweep_slurm_array_and_resubmission(runs, slurm):
-    """A 4-task `sbatch --array` of digits unlearning runs through sweep.py on a real local Slurm:
-    4 well-formed rows, one per task; the same command again submits nothing."""
+    """A packed `sbatch --array` of digits unlearning runs through sweep.py on a real local Slurm: 4
+    rows in 2 tasks of 2 rows, 4 well-formed rows; the same command again submits nothing."""
     print(slurm_version(slurm))
     env = {**slurm, **ENV}
     cmd = [sys.executable, "sweep.py", "--root", str(runs), "--name", "arr", "--launcher", "slurm", "--wait",
            "--methods", "FT", "DELETE", "--sources", "real", "--forget_classes", str(FORGET_CLASS), "4",
-           "--cpus_per_task", "1", "--gpus_per_task", "0", "--time", "00:10:00", "--epochs", "1", "--no-mia"]
+           "--cpus_per_task", "1", "--gpus_per_task", "0", "--time", "00:10:00", "--rows_per_task", "2", "--epochs", "1",
+           "--no-mia"]
     before = len(_unlearn_rows(runs))
     t0 = time.time()
     p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     logs = sorted(paths.logs_dir(runs).glob("arr-*_*.out"))
     detail = p.stdout[-2000:] + p.stderr[-2000:] + "".join(f"\n--- {f}\n{f.read_text()[-800:]}" for f in logs)
     assert p.returncode == 0, detail
-    m = re.search(r"submitted array job (\d+): 4 tasks", p.stdout)
-    assert m, detail
-    assert len(logs) == 4 and all(f"arr-{m.group(1)}_" in f.name for f in logs)
+    m = re.search(r"submitted array job (\d+): 2 tasks", p.stdout)
+    assert m and "4 to run in 2 task(s) of up to 2 rows" in p.stdout, detail
+    assert len(logs) == 2 and all(f"arr-{m.group(1)}_" in f.name for f in logs)
     rows = _unlearn_rows(runs)[before:]
     assert len(rows) == 4, detail
     assert sorted((r["method"], r["forget_classes"]) for r in rows) == \
@@ -170,8 +173,8 @@ def test_sweep_slurm_array_and_resubmission(runs, slurm):
     assert all(r["run_name"] == "arr" and r["epochs"] == "1" for r in rows)
     for r in rows:
         _check_row(r)
-    assert "4/4 tasks have a result row" in p.stdout
-    print(f"slurm array of 4 tasks: {time.time() - t0:.1f}s")
+    assert "4/4 rows have a result row" in p.stdout
+    print(f"slurm array of 2 tasks x 2 rows: {time.time() - t0:.1f}s")
 
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr

@@ -52,7 +52,7 @@ KNOWN_MISSES = {
 def unlearn(root, *argv: str) -> dict:
     args = opts.parse_args([*argv, "--root", str(root), "--forget_class", str(FORGET_CLASS), "--overwrite"],
                            stage="main")
-    (row,) = experiment.main(args, CPU)
+    (row,) = experiment.main([args], CPU)
     return row
 
 
@@ -164,7 +164,7 @@ def test_test_split_selection_is_labelled(digits_root):
 def test_multiclass_forgetting(digits_root, source):
     args = ["--forget_mode", "multi", "--num_forget_classes", "2", "--method", "DELETE", "--source", source]
     p = opts.parse_args([*args, "--root", str(digits_root), "--overwrite"], stage="main")
-    (row,) = experiment.main(p, CPU)
+    (row,) = experiment.main([p], CPU)
     assert row["forget_tag"] == "multi2" and len(row["forget_classes"].split()) == 2
     assert float(row["test_forget_acc"]) <= 0.10 and float(row["test_retain_acc"]) >= 0.90, row
 
@@ -198,7 +198,7 @@ def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsy
     args = opts.parse_args(["--root", str(digits_root), "--method", "SCAR", "--epochs", "20", "--overwrite",
                             "--no-save_df", "--no-mia"], stage="main")
     with pytest.raises(RunFailed, match=r"1 run\(s\) could not be done.*SCAR m0 c4: SCAR: no retained.*1 row\(s\) done"):
-        experiment.main(args, CPU)
+        experiment.main([args], CPU)
     out = capsys.readouterr()
     assert "error: SCAR m0 c4: SCAR: no retained" in out.err and "going on" in out.err
     (line,) = [ln for ln in out.out.splitlines() if ln.startswith(f"SCAR m0 c{FORGET_CLASS} fc/real: test retain")]

@@ -36,7 +36,7 @@ def rows(root: Path, kind: str = "unlearn") -> list[dict]:
 
 def main_in_process(root: Path, *argv: str) -> list[dict]:
     args = opts.parse_args([*SMALL, "--root", str(root), "--setting", "full", *argv], stage="main")
-    return experiment.main(args, torch.device("cpu"))
+    return experiment.main([args], torch.device("cpu"))
 
 
 def original_state(root: Path) -> dict:

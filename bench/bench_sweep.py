@@ -1,0 +1,101 @@
+"""Sweep throughput: the same grid of unlearning rows run one process per row and all in one process.
+
+Grid: every method x forget classes 1..9 x {real, synthetic}, digits, ResNet-18, fc setting, one
+original (trained once into --root if missing, with its embeddings), main.py's defaults otherwise.
+Each way writes into its own copy of the runs tree (original and embeddings only, so both generate
+their synthetic sets once). Prints both wall times, rows/s, the ratio, and the in-process wall time
+against the rows' own recorded time (unlearning + evaluation, `time_total_s`); checks that both ways
+wrote the same metrics. The last line is `speedup <ratio>`.
+
+    python bench/bench_sweep.py                 # 180 rows (the per-process way takes about 15 minutes)
+    python bench/bench_sweep.py --rows 20       # the first 20 rows of the grid
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from methods import list_methods  # noqa: E402
+
+METRICS = ["test_retain_acc", "test_forget_acc", "aus", "val_aus", "mia_efficacy", "best_epoch"]
+
+
+def sh(*argv: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *argv], cwd=REPO, check=True, capture_output=True, text=True, **kw)
+
+
+def grid(n_rows: int | None) -> list[list[str]]:
+    rows = [["--method", m, "--source", s, "--forget_class", str(c)]
+            for m in list_methods() for s in ("real", "synthetic") for c in range(1, 10)]
+    return rows[:n_rows] if n_rows else rows
+
+
+def tree_copy(src: Path, dst: Path) -> None:
+    """A runs tree with only the original and its embeddings (no results, no synthetic sets)."""
+    shutil.rmtree(dst, ignore_errors=True)
+    model = Path("digits") / "resnet18"
+    for part in ("original", "embeddings"):
+        shutil.copytree(src / model / part, dst / model / part)
+
+
+def read(root: Path) -> dict[tuple, dict]:
+    with open(root / "results" / "unlearn.csv", newline="") as f:
+        return {(r["method"], r["source"], r["forget_tag"]): r for r in csv.DictReader(f)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=None, help="only the first N rows of the grid (default: all 180)")
+    p.add_argument("--root", default=str(REPO / "runs" / "bench_sweep"), help="where the original and both trees go")
+    a = p.parse_args()
+    base = Path(a.root).resolve()
+    env = {**os.environ, "UNLEARN_PROGRESS": "0"}
+    if not (base / "digits" / "resnet18" / "embeddings").exists():
+        print(f"training the digits original into {base} (once)", flush=True)
+        sh("training_original.py", "--dataset", "digits", "--root", str(base), env=env)
+        sh("create_embeddings.py", "--dataset", "digits", "--root", str(base), env=env)
+    rows = grid(a.rows)
+    per, inproc = base / "per_process", base / "in_process"
+    tree_copy(base, per)
+    tree_copy(base, inproc)
+    print(f"{len(rows)} rows (digits, resnet18, fc, one original)", flush=True)
+
+    t0 = time.perf_counter()
+    for i, r in enumerate(rows):
+        sh("main.py", *r, "--root", str(per), env=env)
+        if (i + 1) % 20 == 0:
+            print(f"  one process per row: {i + 1}/{len(rows)} rows, {time.perf_counter() - t0:.0f}s", flush=True)
+    wall_per = time.perf_counter() - t0
+
+    rows_file = inproc / "rows.txt"
+    rows_file.write_text("".join(shlex.join(["python", "main.py", *r, "--root", str(inproc)]) + "\n" for r in rows))
+    t0 = time.perf_counter()
+    sh("main.py", "--rows_file", str(rows_file), env=env)
+    wall_in = time.perf_counter() - t0
+
+    got_per, got_in = read(per), read(inproc)
+    same = got_per.keys() == got_in.keys() and all(
+        [got_per[k][c] for c in METRICS] == [got_in[k][c] for c in METRICS] for k in got_per)
+    recorded = sum(float(r["time_total_s"]) for r in got_in.values())
+    unlearning = sum(float(r["time_unlearn_s"]) for r in got_in.values())
+    n = len(rows)
+    print(f"one process per row: {wall_per:8.1f}s  {n / wall_per:6.2f} rows/s")
+    print(f"all in one process:  {wall_in:8.1f}s  {n / wall_in:6.2f} rows/s")
+    print(f"rows' recorded time (unlearning + evaluation): {recorded:.1f}s, of which unlearning {unlearning:.1f}s; "
+          f"in-process wall / recorded = {wall_in / recorded:.2f}")
+    print(f"same metrics both ways: {'yes' if same else 'NO'} ({len(got_in)} rows)")
+    print(f"speedup {wall_per / wall_in:.1f}")
+
+
+if __name__ == "__main__":
+    main()
