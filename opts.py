@@ -16,6 +16,7 @@ from pathlib import Path
 from core import paths
 from data import get_info, list_datasets
 from engine import hparams
+from engine.synthetic import NOISES
 from methods import get_method, list_methods
 from models import list_models, model_family
 
@@ -24,8 +25,7 @@ STAGES = ("train", "oracle", "embed", "baseline", "main", "sample", "collect")
 COLLECT_FILTERS = ("dataset", "model", "setting", "source", "method", "mode", "forget_mode")
 SETTINGS = ("fc", "partial", "full")
 SOURCES = ("real", "synthetic")
-NOISES = ("gaussian", "uniform", "laplace", "gumbel", "bernoulli")
-SELECTS = ("val_aus", "last", "test_aus")
+SELECTS = ("synthetic_aus", "val_aus", "last", "test_aus")
 SURROGATES = ("noise", "sample_images", "cifar10", "cifar100", "TinyImageNet", "retain")
 
 
@@ -129,11 +129,14 @@ def get_parser() -> Parser:
                    help="fc: head only; partial: last block + head; full: whole network on images")
     g.add_argument("--source", default="real", choices=SOURCES, nargs="+", help="fc/partial inputs: real or synthetic embeddings")
     g.add_argument("--noise_type", default=hparams.SYNTHETIC_DEFAULTS["noise_type"], choices=NOISES, nargs="+",
-                   help="synthetic embeddings: noise family")
+                   help="synthetic embeddings: matched (the original's own prior at the cut, steered to its "
+                        "confidence; see README) or one of the seed's noise families")
     g.add_argument("--samples_per_class", type=_int_min(1), default=hparams.SYNTHETIC_DEFAULTS["samples_per_class"],
                    help="synthetic embeddings: quota per class")
-    g.add_argument("--select", default="val_aus", choices=SELECTS,
-                   help="epoch selection: val_aus (val split), last, or test_aus (the seed's, labelled in the CSV)")
+    g.add_argument("--select", default=None, choices=SELECTS,
+                   help="epoch selection: synthetic_aus (AUS on held-out synthetic samples: no real data; the "
+                        "default for --source synthetic), val_aus (the real val split; the default otherwise), "
+                        "last, or test_aus (the seed's test-split selection, labelled in the CSV)")
     g.add_argument("--temperature", type=_float_min(0.0, strict=True), default=None, help="distillation temperature")
     g.add_argument("--lambda_1", type=_float_min(0.0), default=None, help="SCAR: weight of the forget (Mahalanobis) loss")
     g.add_argument("--lambda_2", type=_float_min(0.0), default=None, help="SCAR: weight of the distillation loss")
@@ -279,6 +282,11 @@ def _resolve(p: Parser, args: argparse.Namespace, stage: str, methods: list[str]
         if getattr(args, k, None) is None:
             setattr(args, k, v)
     args.scheduler = _check_scheduler(p, [str(s) for s in args.scheduler])
+    if args.select is None:  # a source-free row selects its epoch on synthetic data only
+        args.select = "synthetic_aus" if args.source == "synthetic" else "val_aus"
+    if args.select == "synthetic_aus" and args.source != "synthetic":
+        p.error("argument --select: synthetic_aus needs --source synthetic (its held-out synthetic samples); "
+                "valid here: val_aus, last, test_aus")
     args.stem = info.train_recipe["stem"]
     if args.forget_class is not None and args.forget_class >= info.num_classes:
         p.error(f"argument --forget_class: {args.forget_class} out of range; {args.dataset} has classes "

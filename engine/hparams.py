@@ -58,7 +58,7 @@ DATASET_DEFAULTS: dict[tuple[str, str, str], dict] = {
     ("digits", "SCRUB", "full"): dict(msteps=5),
 }
 
-SYNTHETIC_DEFAULTS: dict = dict(noise_type="gaussian", samples_per_class=500)
+SYNTHETIC_DEFAULTS: dict = dict(noise_type="matched", samples_per_class=500)
 
 
 def unlearn_defaults(method: str, setting: str, dataset: str = "") -> dict:

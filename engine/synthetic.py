@@ -1,11 +1,31 @@
-"""Synthetic embeddings: noise shaped like a cut's input, labelled by the original tail.
+"""Synthetic embeddings: inputs of a cut made from the original alone, labelled by its tail.
 
-Draw noise from a family, pass it through the original tail, label each draw by the tail's argmax
-and keep it while that class's quota is open. Unlike the seed's loop this always ends: after a
-bounded number of draws, classes still short are filled by *steering*: fresh noise moved by a few
-Adam steps on the input to raise the target class's log-probability, kept only where the tail's
-argmax agrees. What remains short after a bounded number of steering rounds is reported, never
-looped on. The report (per class: from noise, steered, missing) is saved next to the samples.
+Two generators, both always ending in bounded time, both reporting per class how the samples were
+obtained (saved next to the samples):
+
+`matched` (the default): noise shaped by what the original says about the cut's input, steered to
+the original's confidence. The prior is the network's own: for a ResNet, the partial cut's input is
+the output of a residual block, ReLU(BN(...) + shortcut), so each channel is drawn as
+ReLU(beta + gamma * eps) with (gamma, beta) the affine of the BatchNorm that ends that block
+(non-negative, at the scale the network was trained on); the fc cut's input is such a partial input
+passed through the last block and the pooling (non-negative averages of ReLU outputs, as real
+embeddings are); backbones that declare no such BatchNorm get standard normal partial inputs
+(transformers: the last block's LayerNorms set the scale). Each sample is then assigned a class c
+(balanced quotas), a random other class j and a target confidence drawn uniformly in `confidence`,
+and moved by Adam steps on the input (projected back onto the prior's support: non-negative where
+the prior is) first until the tail gives j probability 0.5, then until it gives c the target
+confidence; a sample stops where it reaches its goal. Samples that miss their class after a bounded
+number of steps are drawn again, a bounded number of times; what is still missing is reported.
+The samples thus lie where the original is confident, between each class and every other, as its
+training data does. Gaussian noise through the head lands near the decision boundaries and outside
+the non-negative orthant where real embeddings live; steered from the prior alone, every class's
+samples keep the prior's own favourite class as runner-up; unlearning learned on either does not
+transfer to real forget samples (measured in the README's robustness report).
+
+The seed's noise families (`gaussian`, `uniform`, `laplace`, `gumbel`, `bernoulli`): draw noise, pass
+it through the tail, label each draw by the argmax and keep it while that class's quota is open;
+unlike the seed's loop this always ends: after a bounded number of draws, classes still short are
+filled by steering fresh noise toward them, kept only where the tail's argmax agrees.
 """
 
 from __future__ import annotations
@@ -15,7 +35,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from models.cutnet import Tail
+from models.cutnet import CutNet, Tail
+
+NOISES = ("matched", "gaussian", "uniform", "laplace", "gumbel", "bernoulli")
 
 
 def draw(noise: str, n: int, shape: tuple[int, ...], g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -91,14 +113,116 @@ def generate(tail: Tail, shape: tuple[int, ...], num_classes: int, per_class: in
     return x[order], y[order], report
 
 
-def _steer(tail: Tail, z: torch.Tensor, target: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
-    """A few Adam steps on the inputs toward `target` (the tail's weights are not touched)."""
+def synthesize(net: CutNet, cut: str, partial_shape: tuple[int, ...], num_classes: int, per_class: int, noise: str,
+               seed: int, device: torch.device) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict]:
+    """A synthetic set for `cut`: {'train': (x, y), 'val': (x, y)} and its report. The held-out 'val'
+    part (a quarter of the quota per class, at least 20, its own seed) selects the epoch of a
+    source-free run. Uses nothing but the original `net`."""
+    parts, report = {}, {}
+    for part, k, s in (("train", per_class, seed), ("val", max(20, per_class // 4), seed + 100003)):
+        if noise == "matched":
+            x, y, rep = generate_matched(net, cut, partial_shape, num_classes, k, s, device)
+        else:
+            shape = partial_shape if cut == "partial" else tuple(net.head[-1].weight.shape[1:])
+            x, y, rep = generate(net.tail(cut), shape, num_classes, k, noise, s, device)
+        parts[part] = (x, y)
+        report[part] = rep
+    report["seconds"] = round(report["train"]["seconds"] + report["val"]["seconds"], 3)
+    report["complete"] = report["train"]["complete"] and report["val"]["complete"]
+    return parts, report
+
+
+@torch.no_grad()
+def prior(net: CutNet, cut: str, partial_shape: tuple[int, ...], n: int, g: torch.Generator,
+          device: torch.device) -> torch.Tensor:
+    """`n` draws shaped like the input of `cut` (fc or partial; `partial_shape` is the partial cut's input
+    shape) from the network's own prior (see the module docstring): BatchNorm-shaped, non-negative ReLU
+    outputs where the network declares the BatchNorm that ends the block before the partial cut
+    (`net.partial_bn`), standard normal otherwise; fc inputs are partial draws through the last block
+    and the pooling."""
+    if cut == "fc":
+        body = net.tail("partial").body.eval()
+        return torch.cat([body(prior(net, "partial", partial_shape, len(c), g, device))
+                          for c in torch.arange(n).split(1024)])
+    shape = partial_shape
+    eps = torch.randn((n, *shape), generator=g, device=device)
+    if net.partial_bn is None:
+        return eps
+    bn = net.get_submodule(net.partial_bn)
+    view = (1, -1) + (1,) * (len(shape) - 1)  # per channel (dim 1)
+    return torch.relu(bn.bias.view(view) + bn.weight.view(view) * eps)
+
+
+@torch.no_grad()
+def generate_matched(net: CutNet, cut: str, partial_shape: tuple[int, ...], num_classes: int, per_class: int, seed: int,
+                     device: torch.device, confidence: tuple[float, float] = (0.5, 0.99), steps: int = 100,
+                     lr: float = 0.05, rounds: int = 3) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Returns (x, y, report): `per_class` samples of every class (fewer only where steering failed),
+    drawn from the network's prior at `cut` and steered to a confidence in `confidence`."""
+    t0 = time.perf_counter()
+    net.eval()
+    tail = net.tail(cut).eval()
+    C = num_classes
+    g = torch.Generator(device=device).manual_seed(seed)
+    counts = torch.zeros(C, dtype=torch.long, device=device)
+    xs, ys, confs, tried = [], [], [], 0
+    chunk = int(min(max(64, 2**24 // max(1, int(torch.tensor(partial_shape).prod()))), 4096))
+    for r in range(rounds):
+        need = (per_class - counts).clamp_min(0)
+        if int(need.sum()) == 0:
+            break
+        target = torch.repeat_interleave(torch.arange(C, device=device), need)
+        for tb in target.split(chunk):
+            x0 = prior(net, cut, partial_shape, len(tb), g, device)
+            nonneg = bool((x0 >= 0).all())
+            other = (tb + torch.randint(1, C, tb.shape, generator=g, device=device)) % C
+            x0 = _steer(tail, x0, other, steps * (r + 1), lr, tau=torch.full_like(tb, 0.5, dtype=x0.dtype), nonneg=nonneg)
+            tau = confidence[0] + (confidence[1] - confidence[0]) * torch.rand(len(tb), generator=g, device=device)
+            x = _steer(tail, x0, tb, steps * (r + 1), lr, tau=tau, nonneg=nonneg)
+            p = tail(x).softmax(1)
+            ok = p.argmax(1) == tb
+            xs.append(x[ok])
+            ys.append(tb[ok])
+            confs.append(p.gather(1, tb[:, None])[ok, 0])
+            counts += torch.bincount(tb[ok], minlength=C)
+            tried += len(tb)
+    x, y, conf = torch.cat(xs), torch.cat(ys), torch.cat(confs)
+    order = torch.argsort(y, stable=True)
+    report = {
+        "noise": "matched", "seed": seed, "samples_per_class": per_class, "draws": tried, "rounds": r + 1,
+        "steering_steps": steps, "confidence_target": list(confidence), "prior": net.partial_bn or "standard normal",
+        "seconds": round(time.perf_counter() - t0, 3),
+        "per_class": {int(c): {"from_noise": 0, "steered": int(counts[c]), "missing": int(per_class - counts[c]),
+                               "mean_confidence": round(float(conf[y == c].mean()), 4) if counts[c] else None}
+                      for c in range(C)},
+    }
+    report["complete"] = all(v["missing"] == 0 for v in report["per_class"].values())
+    return x[order], y[order], report
+
+
+def _steer(tail: Tail, z: torch.Tensor, target: torch.Tensor, steps: int, lr: float,
+           tau: torch.Tensor | None = None, nonneg: bool = False) -> torch.Tensor:
+    """Adam steps on the inputs toward `target` (the tail's weights are not touched). With `tau`, a
+    sample stops moving once the tail gives its target at least that probability; with `nonneg`, the
+    inputs are projected back onto the non-negative orthant after each step."""
     with torch.enable_grad():
         z = z.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
-            loss = F.cross_entropy(tail(z), target)
-            (grad,) = torch.autograd.grad(loss, z)
+            logits = tail(z)
+            ce = F.cross_entropy(logits, target, reduction="none")
+            if tau is not None:
+                active = (-ce).exp() < tau  # probability of the target below its goal
+                if not bool(active.any()):
+                    break
+                ce = ce * active
+                before = z.detach().clone()
+            (grad,) = torch.autograd.grad(ce.sum() if tau is not None else ce.mean(), z)
             z.grad = grad
             opt.step()
+            with torch.no_grad():
+                if tau is not None:  # a sample that reached its goal stays where it is
+                    z.copy_(torch.where(active.view(-1, *(1,) * (z.dim() - 1)), z, before))
+                if nonneg:
+                    z.clamp_(min=0)
     return z.detach()

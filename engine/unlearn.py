@@ -98,7 +98,7 @@ def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
             best_state = last_good
         else:
             bad += 1
-        bar.set_postfix(loss=f"{loss:.3f}", score=f"{row['score']:.3f}", refresh=False)
+        bar.set_postfix(loss=f"{loss:.3f}", score=f"{row.get('score', 0.0):.3f}", refresh=False)
         if method.should_stop(row):
             reason = f"method stop rule at epoch {epoch + 1}"
             break

@@ -36,9 +36,15 @@ class Tail(nn.Module):
 
 
 class CutNet(nn.Module):
-    def __init__(self, trunk: nn.Module, last_block: nn.Module, pool: nn.Module, head: nn.Sequential):
+    """`partial_bn`: the dotted name of the BatchNorm whose output, after the residual sum and a ReLU,
+    is the partial cut's input (ResNet: the last BatchNorm of the block before the last one), or None.
+    The synthetic-embedding generator draws partial inputs from its affine parameters."""
+
+    def __init__(self, trunk: nn.Module, last_block: nn.Module, pool: nn.Module, head: nn.Sequential,
+                 partial_bn: str | None = None):
         super().__init__()
         self.trunk, self.last_block, self.pool, self.head = trunk, last_block, pool, head
+        self.partial_bn = partial_bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.last_block(self.trunk(x))))

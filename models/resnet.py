@@ -21,7 +21,10 @@ def _resnet(arch: str, weights_enum, num_classes: int, stem: str, pretrained: bo
     trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
                           net.layer4[:-1])
     pool = nn.Sequential(net.avgpool, nn.Flatten(1))
-    return CutNet(trunk, net.layer4[-1], pool, make_head(net.fc.in_features, num_classes))
+    before = net.layer4[-2]  # the block whose output is the partial cut's input
+    bn = "bn3" if hasattr(before, "bn3") else "bn2"  # Bottleneck / BasicBlock
+    return CutNet(trunk, net.layer4[-1], pool, make_head(net.fc.in_features, num_classes),
+                  partial_bn=f"trunk.7.{len(net.layer4) - 2}.{bn}")
 
 
 @register_model("resnet18", family="resnet")

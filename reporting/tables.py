@@ -145,6 +145,7 @@ class Line:
     source: str
     needs_retain: str
     needs_forget: str
+    real_data: str = ""  # what real data the unlearning read (the rows' `real_data`), "none" when source-free
     stats: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)  # mean, std, n
     lr: dict[str, float] = field(default_factory=dict)
     n: dict[str, int] = field(default_factory=dict)
@@ -173,8 +174,9 @@ def _stats(g: pd.DataFrame, col: str) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
 
 
-def _line(method: str, source: str, needs: tuple[str, str], g: pd.DataFrame, datasets: list[str], cols: list[str]) -> Line:
-    line = Line(method, source, *needs)
+def _line(method: str, source: str, needs: tuple[str, str], g: pd.DataFrame, datasets: list[str], cols: list[str],
+          real_data: str = "") -> Line:
+    line = Line(method, source, *needs, real_data=real_data)
     for ds in datasets:
         d = g[g["dataset"] == ds]
         line.n[ds] = len(d)
@@ -222,9 +224,13 @@ def build(df: pd.DataFrame) -> list[Table]:
             for method, src in groups:
                 g = u[(u["method"] == method) & (u["source_label"] == src)]
                 r0 = g.iloc[0]
-                needs = real_data_needs(method, setting, r0["source"],
-                                        json.loads(r0["config"] or "{}").get("surrogate_dataset"))
-                lines.append(_line(method, src, tuple(map(_mark, needs)), g, datasets, cols))
+                used = " / ".join(sorted(set(g["real_data"].astype(str)) - {""}))
+                if used:  # what the rows say they read
+                    needs = ("retain" in used, "forget" in used)
+                else:  # rows written before the real_data column
+                    needs = real_data_needs(method, setting, r0["source"],
+                                            json.loads(r0["config"] or "{}").get("surrogate_dataset"))
+                lines.append(_line(method, src, tuple(map(_mark, needs)), g, datasets, cols, used))
         if len(orac):
             lines.append(_line(ORACLE, "retrain", (_mark(True), _mark(False)), orac, datasets, cols))
         name = "_".join(["+".join(datasets), model] + ([setting] if setting else []) + [scen])
@@ -251,14 +257,14 @@ def _lr(line: Line, ds: str) -> str:
 
 
 def to_markdown(t: Table) -> str:
-    head = ["Method", "Source", "D_r", "D_f"]
+    head = ["Method", "Source", "D_r", "D_f", "Real data"]
     for ds in t.datasets:
         head += [f"{ds} lr"] + [f"{ds} {h}{_arrow(d)}" for _, h, d in t.metrics] + [f"{ds} n"]
     out = [f"**{t.model}, {t.setting or 'no unlearning runs'}, {t.scenario}** (accuracies, MIA and Gap in %; "
            f"mean ± std over forget sets and originals; n = runs averaged)", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for ln in t.lines:
-        cells = [ln.method, ln.source, ln.needs_retain, ln.needs_forget]
+        cells = [ln.method, ln.source, ln.needs_retain, ln.needs_forget, ln.real_data]
         for ds in t.datasets:
             cells.append(_lr(ln, ds))
             cells += [fmt_cell(c, *ln.stats[(ds, c)]) for c, _, _ in t.metrics]
@@ -299,14 +305,14 @@ def to_latex(t: Table) -> str:
 
 def csv_rows(t: Table) -> tuple[list[dict], list[str]]:
     """Machine-readable table: means and stds as plain numbers (fractions, seconds), one row per line."""
-    cols = ["model", "setting", "scenario", "method", "source", "needs_retain", "needs_forget"]
+    cols = ["model", "setting", "scenario", "method", "source", "needs_retain", "needs_forget", "real_data"]
     metric_cols = [c for c, _, _ in t.metrics] + EXTRA
     for ds in t.datasets:
         cols += [f"{ds}:lr", f"{ds}:n"] + [f"{ds}:{c}:{s}" for c in metric_cols for s in ("mean", "std")]
     rows = []
     for ln in t.lines:
         r = {"model": t.model, "setting": t.setting, "scenario": t.scenario, "method": ln.method, "source": ln.source,
-             "needs_retain": ln.needs_retain, "needs_forget": ln.needs_forget}
+             "needs_retain": ln.needs_retain, "needs_forget": ln.needs_forget, "real_data": ln.real_data}
         for ds in t.datasets:
             r[f"{ds}:lr"] = _lr(ln, ds)
             r[f"{ds}:n"] = ln.n.get(ds, 0)

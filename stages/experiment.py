@@ -25,11 +25,11 @@ from core.runtime import Diverged, RunFailed, UserError, device_name, progress, 
 from core.storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from data.forget import ForgetSet
 from engine.embeddings import fingerprint
-from engine.synthetic import generate
+from engine.synthetic import synthesize
 from engine.unlearn import run
 from evaluation.columns import original_accuracy, row_metrics
 from evaluation.metrics import accuracy, add_aus, aus, gap_to_oracle
-from methods import get_method
+from methods import get_method, real_data_needs
 from methods.base import Context
 from models.cutnet import CutNet
 from reporting import results
@@ -41,43 +41,48 @@ SCRIPT = "main.py"
 
 @dataclass
 class Inputs:
-    """Everything one original contributes to its runs in one setting."""
+    """Everything one original contributes to a run in one setting."""
 
     net: CutNet
-    evals: dict[str, Feed]  # real train/val/test, as the tail takes them
+    evals: dict[str, Feed]  # real train/val/test, as the tail takes them (evaluation only)
     source: Feed  # what the method trains on (real train embeddings/images, or synthetic)
     original: dict[str, tuple[torch.Tensor, torch.Tensor]]  # original's {split: (logits, labels)}
+    held_out: TensorFeed | None = None  # synthetic source: the held-out synthetic samples (epoch selection)
     synthetic_report: dict | None = None
 
 
 def cut_shape(net: CutNet, cut: str, img_size: int) -> tuple[int, ...]:
     with torch.no_grad():
-        return tuple(net.features_at(torch.zeros(1, 3, img_size, img_size), cut).shape[1:])
+        p = next(net.parameters())
+        return tuple(net.features_at(torch.zeros(1, 3, img_size, img_size, device=p.device), cut).shape[1:])
 
 
-def load_synthetic(args: argparse.Namespace, n: int, net: CutNet, device: torch.device) -> tuple[TensorFeed, dict]:
-    """Cached synthetic embeddings for this original/cut/noise/quota/seed, generated on first use."""
+def load_synthetic(args: argparse.Namespace, n: int, net: CutNet, device: torch.device) -> tuple[dict, dict]:
+    """The synthetic set ({'train': feed, 'val': feed}) of this original/cut/noise/quota/seed, generated
+    on first use and cached in the runs tree, and its report. Reads only the original."""
     f = paths.synthetic_file(args.root, args.dataset, args.model, args.setting, n, args.noise_type,
                              args.samples_per_class, args.seed)
     fp = fingerprint(net)
     if f.exists() and not args.overwrite:
         obj = load_checkpoint(f, expect={"dataset": args.dataset, "model": args.model, "cut": args.setting,
                                          "original": fp})
-        report = json.loads(paths.report_file(f).read_text()) if paths.report_file(f).exists() else {}
-        return TensorFeed(obj["x"].to(device), obj["y"].to(device)), report
-    shape = cut_shape(net.cpu(), args.setting, args.img_size)
-    net.to(device)
-    x, y, report = generate(net.tail(args.setting), shape, args.num_classes, args.samples_per_class,
-                            args.noise_type, args.seed, device)
-    missing = {c: v["missing"] for c, v in report["per_class"].items() if v["missing"]}
+        if "val_x" in obj:  # (sets written before the held-out part existed are made again)
+            report = json.loads(paths.report_file(f).read_text()) if paths.report_file(f).exists() else {}
+            return {"train": TensorFeed(obj["x"].to(device), obj["y"].to(device)),
+                    "val": TensorFeed(obj["val_x"].to(device), obj["val_y"].to(device))}, report
+    parts, report = synthesize(net, args.setting, cut_shape(net, "partial", args.img_size), args.num_classes,
+                               args.samples_per_class, args.noise_type, args.seed, device)
+    missing = {c: v["missing"] for c, v in report["train"]["per_class"].items() if v["missing"]}
     if missing:
-        print(f"warning: synthetic embeddings short of the quota for classes {missing} (see {paths.report_file(f)})")
+        log(f"warning: synthetic embeddings short of the quota for classes {missing} (see {paths.report_file(f)})")
     meta = dict(dataset=args.dataset, model=args.model, cut=args.setting, original=fp, noise=args.noise_type,
                 samples_per_class=args.samples_per_class, seed=args.seed, model_num=n)
     atomic_write_json(paths.report_file(f), report)  # first: the samples file marks a complete set
-    atomic_torch_save({"x": x.cpu(), "y": y.cpu(), "meta": meta}, f)
-    print(f"synthetic {args.noise_type} embeddings m{n} {args.setting}: {len(y)} samples in {report['seconds']}s -> {f}")
-    return TensorFeed(x, y), report
+    (x, y), (vx, vy) = parts["train"], parts["val"]
+    atomic_torch_save({"x": x.cpu(), "y": y.cpu(), "val_x": vx.cpu(), "val_y": vy.cpu(), "meta": meta}, f)
+    log(f"synthetic {args.noise_type} embeddings m{n} {args.setting}: {len(y)} + {len(vy)} held-out samples in "
+        f"{report['seconds']}s -> {f}")
+    return {"train": TensorFeed(x, y), "val": TensorFeed(vx, vy)}, report
 
 
 def group_key(args: argparse.Namespace, n: int) -> tuple:
@@ -106,7 +111,7 @@ class Group:
                                 f"create_embeddings.py --dataset {args.dataset} --model {args.model} --overwrite")
         teacher.eval()
         self.original = {s: (predict(teacher, f), f.targets) for s, f in self.evals.items()}
-        self._synthetic: dict[tuple, tuple[TensorFeed, dict]] = {}
+        self._synthetic: dict[tuple, tuple[dict, dict]] = {}
         self.oracle_rows = read_rows(paths.results_csv(args.root, "oracle"))
 
     def inputs(self, args: argparse.Namespace) -> Inputs:
@@ -116,8 +121,8 @@ class Group:
         key = (args.noise_type, args.samples_per_class, args.seed, args.overwrite)
         if key not in self._synthetic:
             self._synthetic[key] = load_synthetic(args, self.n, self.net, self.device)
-        source, report = self._synthetic[key]
-        return Inputs(self.net, self.evals, source, self.original, report)
+        sets, report = self._synthetic[key]
+        return Inputs(self.net, self.evals, sets["train"], self.original, sets["val"], report)
 
 
 def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, device: torch.device) -> dict[str, Feed]:
@@ -139,6 +144,19 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
             raise RunFailed(f"{method_cls.name} needs {need} data but the {args.source} {need} set of {fs.tag} is empty"
                             + (" (raise --samples_per_class or try another --noise_type)" if args.source == "synthetic" else ""))
     return out
+
+
+def real_data(args: argparse.Namespace) -> str:
+    """The real data an unlearning run reads before its evaluation (training inputs, statistics,
+    surrogates, epoch selection), space-separated; `none` for a source-free run. The evaluation of the
+    finished model reads the real splits in every row."""
+    retain, forget = real_data_needs(args.method, args.setting, args.source, args.surrogate_dataset)
+    used = ["retain"] * retain + ["forget"] * forget
+    if args.setting == "full" and "surrogate" in get_method(args.method).needs \
+            and args.surrogate_dataset not in (None, "noise", "retain"):
+        used.append("surrogate")  # out-of-distribution real images
+    used += {"val_aus": ["val"], "test_aus": ["val", "test"]}.get(args.select, [])
+    return " ".join(used) or "none"
 
 
 def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
@@ -194,6 +212,8 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
                 epoch_bar: bool = True) -> dict:
     """Run (or reload) one unlearning, evaluate it, return its CSV row."""
     t_start = time.perf_counter()
+    if not bool(fs.mask("train", group.evals["train"].targets).any()):
+        raise UserError(f"forget set {fs.tag} is empty: no sample of the {args.dataset} train split is in it")
     inp = group.inputs(args)
     cfg = run_config(args, n, fs)
     rid = results.run_id(cfg)
@@ -209,12 +229,24 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
     ckpt = paths.unlearned_ckpt(args.root, args.dataset, args.model, args.setting, args.source, args.method, fs.tag,
                                 n, rid)
 
+    if args.select == "synthetic_aus":  # the held-out synthetic samples: no real data
+        sy = inp.held_out.targets
+        smask = fs.mask("val", sy)
+        a_or_syn = accuracy(predict(teacher, inp.held_out), sy, ~smask)
+
     def evaluate(fn, row: dict) -> dict:
-        lo = predict(fn, inp.evals["val"])
-        row["val_retain_acc"], row["val_forget_acc"] = accuracy(lo, vy, ~vmask), accuracy(lo, vy, vmask)
-        forget_acc = row["val_forget_acc"] if fs.mode == "CR" else row.get("train_forget_acc", 0.0)
-        row["val_aus"] = aus(fs.mode, a_or_val, row["val_retain_acc"], forget_acc)
-        row["score"] = row["val_aus"]
+        """Per epoch: what the selection rule reads, and nothing else."""
+        row["score"] = 0.0
+        if args.select == "synthetic_aus":
+            lo = predict(fn, inp.held_out)
+            row["synthetic_retain_acc"], row["synthetic_forget_acc"] = accuracy(lo, sy, ~smask), accuracy(lo, sy, smask)
+            row["score"] = row["synthetic_aus"] = aus("CR", a_or_syn, row["synthetic_retain_acc"],
+                                                      row["synthetic_forget_acc"])
+        if args.select in ("val_aus", "test_aus"):
+            lo = predict(fn, inp.evals["val"])
+            row["val_retain_acc"], row["val_forget_acc"] = accuracy(lo, vy, ~vmask), accuracy(lo, vy, vmask)
+            forget_acc = row["val_forget_acc"] if fs.mode == "CR" else row.get("train_forget_acc", 0.0)
+            row["score"] = row["val_aus"] = aus(fs.mode, a_or_val, row["val_retain_acc"], forget_acc)
         if args.select == "test_aus":
             tlo, ty = predict(fn, inp.evals["test"]), inp.original["test"][1]
             tm = fs.mask("test", ty)
@@ -255,7 +287,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
                             setting=args.setting, source=args.source, method=args.method,
                             noise_type=args.noise_type if args.source == "synthetic" else "",
                             samples_per_class=args.samples_per_class if args.source == "synthetic" else "",
-                            select=select, device=device_name(device), model_num=n,
+                            select=select, real_data=real_data(args), device=device_name(device), model_num=n,
                             time_total_s=time.perf_counter() - t_start, **fields)
 
 
@@ -330,11 +362,9 @@ def plan(runs: list[argparse.Namespace]) -> list[Run]:
     (--run_original, --run_rt_model) and then the unlearning (--run_unlearn, the default)."""
     out = []
     for args in runs:
-        train_targets = splits(args)["train"].targets
-        sets = forget_sets(args, len(train_targets))
-        for fs in sets:
-            if not bool(fs.mask("train", train_targets).any()):
-                raise UserError(f"forget set {fs.tag} is empty: no sample of the {args.dataset} train split is in it")
+        # HR forget sets index the train split; class forget sets need no data here (a source-free run
+        # reads no real data before its evaluation: its forget set is checked against the cached labels)
+        sets = forget_sets(args, len(splits(args)["train"]) if args.mode == "HR" else None)
         for n in model_nums(args):
             for fs in sets:
                 out += [Run(args, n, fs, w) for w, on in (("original", args.run_original), ("oracle", args.run_rt_model),
