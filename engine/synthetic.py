@@ -226,3 +226,39 @@ def _steer(tail: Tail, z: torch.Tensor, target: torch.Tensor, steps: int, lr: fl
                 if nonneg:
                     z.clamp_(min=0)
     return z.detach()
+
+
+def _rbf(u: torch.Tensor, v: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-torch.cdist(u, v) ** 2 / (2 * sigma2))
+
+
+@torch.no_grad()
+def distance_to_real(syn: tuple[torch.Tensor, torch.Tensor], real: tuple[torch.Tensor, torch.Tensor],
+                     num_classes: int, max_per_class: int = 500) -> dict:
+    """How far synthetic samples lie from real ones of the same class (for the generator's report only;
+    never used by a run). Per class and overall (median over classes):
+    `mean_ratio`, `std_ratio`: medians over dimensions of synthetic / real per-dimension mean and std
+    (dimensions where the real value is not ~0); `mmd`: squared maximum mean discrepancy, RBF kernel at
+    the median pairwise distance of the real samples (0 = same distribution); `nn_ratio`: mean distance
+    from a real sample to its nearest synthetic sample over the mean distance to its nearest other
+    real sample (about 1 when the synthetic samples cover the real ones as densely as they cover
+    themselves, much more when they lie elsewhere)."""
+    (xs, ys), (xr, yr) = syn, real
+    xs, xr = xs.flatten(1).float(), xr.flatten(1).float()
+    out = {}
+    for c in range(num_classes):
+        a, b = xs[ys == c][:max_per_class], xr[yr == c][:max_per_class]
+        if len(a) < 2 or len(b) < 2:
+            continue
+        mr, sr = b.mean(0), b.std(0)
+        keep_m, keep_s = mr.abs() > 1e-6, sr > 1e-6
+        rr = torch.cdist(b, b)
+        sigma2 = rr[rr > 0].median() ** 2
+        mmd = _rbf(a, a, sigma2).mean() + _rbf(b, b, sigma2).mean() - 2 * _rbf(a, b, sigma2).mean()
+        nn_real = (rr + torch.eye(len(b)) * 1e30).min(1).values.mean()
+        out[c] = {"mean_ratio": float((a.mean(0)[keep_m] / mr[keep_m]).median()),
+                  "std_ratio": float((a.std(0)[keep_s] / sr[keep_s]).median()),
+                  "mmd": float(mmd), "nn_ratio": float(torch.cdist(b, a).min(1).values.mean() / nn_real)}
+    if out:
+        out["median"] = {k: float(torch.tensor([v[k] for v in out.values()]).median()) for k in next(iter(out.values()))}
+    return out

@@ -151,3 +151,35 @@ def draw(t: Table, root: str) -> list[Path]:
         out += [bars(t, ds, paths.plot_file(root, f"{stem}_bars")), per_class(t, ds, root, stem),
                 times(t, ds, paths.plot_file(root, f"{stem}_time"))]
     return [p for p in out if p is not None]
+
+
+def robustness_boxes(rows: pd.DataFrame, setting: str, path: Path) -> Path | None:
+    """Box plots of one setting's robustness rows: test forget accuracy and test-retain drop against the
+    original, per method, one box per source (real, each synthetic noise), over originals and classes."""
+    d = rows[rows["setting"] == setting]
+    if d.empty:
+        return None
+    d = d.assign(src=d.apply(lambda r: r["noise_type"] if r["source"] == "synthetic" else "real", axis=1),
+                 forget=100 * d["test_forget_acc"].astype(float),
+                 drop=100 * (d["a_or"].astype(float) - d["test_retain_acc"].astype(float)))
+    methods = list(dict.fromkeys(d["method"]))
+    sources = sorted(d["src"].unique(), key=lambda s: (s != "real", s))
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.9 * len(methods) * len(sources)), 7), sharex=True)
+    width = 0.8 / len(sources)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, col, label in ((axes[0], "forget", "test forget accuracy (%)"), (axes[1], "drop", "retain drop (points)")):
+        for k, s in enumerate(sources):
+            data = [d[(d["method"] == m) & (d["src"] == s)][col].to_numpy() for m in methods]
+            pos = np.arange(len(methods)) + (k - (len(sources) - 1) / 2) * width
+            b = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=True)
+            for patch in b["boxes"]:
+                patch.set_facecolor(colours[k % len(colours)])
+                patch.set_alpha(0.6)
+            ax.plot([], [], color=colours[k % len(colours)], lw=6, alpha=0.6, label=s)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(title="source", fontsize=8)
+    axes[1].set_xticks(np.arange(len(methods)), methods, rotation=30)
+    n = d.groupby(["model_num", "forget_tag"]).ngroups
+    axes[0].set_title(f"{setting}: spread over {d['model_num'].nunique()} originals and {n} (original, class) pairs")
+    return _save(fig, path)
