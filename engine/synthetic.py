@@ -176,9 +176,9 @@ def generate_matched(net: CutNet, cut: str, partial_shape: tuple[int, ...], num_
             x0 = prior(net, cut, partial_shape, len(tb), g, device)
             nonneg = bool((x0 >= 0).all())
             other = (tb + torch.randint(1, C, tb.shape, generator=g, device=device)) % C
-            x0 = _steer(tail, x0, other, steps * (r + 1), lr, tau=torch.full_like(tb, 0.5, dtype=x0.dtype), nonneg=nonneg)
+            x0 = _steer_to(tail, x0, other, torch.full(tb.shape, 0.5, device=device), steps * (r + 1), lr, nonneg)
             tau = confidence[0] + (confidence[1] - confidence[0]) * torch.rand(len(tb), generator=g, device=device)
-            x = _steer(tail, x0, tb, steps * (r + 1), lr, tau=tau, nonneg=nonneg)
+            x = _steer_to(tail, x0, tb, tau, steps * (r + 1), lr, nonneg)
             p = tail(x).softmax(1)
             ok = p.argmax(1) == tb
             xs.append(x[ok])
@@ -200,32 +200,46 @@ def generate_matched(net: CutNet, cut: str, partial_shape: tuple[int, ...], num_
     return x[order], y[order], report
 
 
-def _steer(tail: Tail, z: torch.Tensor, target: torch.Tensor, steps: int, lr: float,
-           tau: torch.Tensor | None = None, nonneg: bool = False) -> torch.Tensor:
-    """Adam steps on the inputs toward `target` (the tail's weights are not touched). With `tau`, a
-    sample stops moving once the tail gives its target at least that probability; with `nonneg`, the
-    inputs are projected back onto the non-negative orthant after each step."""
+def _steer(tail: Tail, z: torch.Tensor, target: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    """A few Adam steps on the inputs toward `target` (the tail's weights are not touched)."""
     with torch.enable_grad():
         z = z.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
-            logits = tail(z)
-            ce = F.cross_entropy(logits, target, reduction="none")
-            if tau is not None:
-                active = (-ce).exp() < tau  # probability of the target below its goal
-                if not bool(active.any()):
-                    break
-                ce = ce * active
-                before = z.detach().clone()
-            (grad,) = torch.autograd.grad(ce.sum() if tau is not None else ce.mean(), z)
+            loss = F.cross_entropy(tail(z), target)
+            (grad,) = torch.autograd.grad(loss, z)
             z.grad = grad
             opt.step()
-            with torch.no_grad():
-                if tau is not None:  # a sample that reached its goal stays where it is
-                    z.copy_(torch.where(active.view(-1, *(1,) * (z.dim() - 1)), z, before))
-                if nonneg:
-                    z.clamp_(min=0)
     return z.detach()
+
+
+def _steer_to(tail: Tail, z: torch.Tensor, target: torch.Tensor, tau: torch.Tensor, steps: int, lr: float,
+              nonneg: bool, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> torch.Tensor:
+    """Adam steps on each input toward its `target` until the tail gives it probability `tau`: a sample
+    that reached its goal stops, and only the samples still moving are computed (the cost falls as
+    they arrive). With `nonneg`, inputs are projected back onto the non-negative orthant."""
+    z = z.clone()
+    m, v = torch.zeros_like(z), torch.zeros_like(z)
+    t = torch.zeros(len(z), device=z.device)  # Adam's step count, per sample
+    idx = torch.arange(len(z), device=z.device)
+    for _ in range(steps):
+        with torch.enable_grad():
+            za = z[idx].requires_grad_(True)
+            ce = F.cross_entropy(tail(za), target[idx], reduction="none")
+            (grad,) = torch.autograd.grad(ce.sum(), za)
+        moving = (-ce.detach()).exp() < tau[idx]
+        idx, grad = idx[moving], grad[moving]
+        if len(idx) == 0:
+            break
+        t[idx] += 1
+        m[idx] = betas[0] * m[idx] + (1 - betas[0]) * grad
+        v[idx] = betas[1] * v[idx] + (1 - betas[1]) * grad * grad
+        shape = (-1,) + (1,) * (z.dim() - 1)
+        mh = m[idx] / (1 - betas[0] ** t[idx]).view(shape)
+        vh = v[idx] / (1 - betas[1] ** t[idx]).view(shape)
+        step = z[idx] - lr * mh / (vh.sqrt() + eps)
+        z[idx] = step.clamp_min(0) if nonneg else step
+    return z
 
 
 def _rbf(u: torch.Tensor, v: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:

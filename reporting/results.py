@@ -22,7 +22,7 @@ from core.storage import append_rows, check_schema, read_rows
 COLUMNS = [
     "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "mode", "forget_mode",
     "forget_tag", "forget_classes", "setting", "source", "method", "noise_type", "samples_per_class", "lr",
-    "epochs", "bsize", "select", "real_data", "best_epoch", "epochs_run", "stop_reason",
+    "epochs", "bsize", "select", "select_score", "real_data", "best_epoch", "epochs_run", "stop_reason",
     "train_retain_acc", "train_forget_acc", "val_retain_acc", "val_forget_acc", "test_retain_acc",
     "test_forget_acc", "full_retain_acc", "full_forget_acc", "a_or", "aus", "val_aus",
     "mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss",

@@ -123,14 +123,19 @@ def filter_rows(df: pd.DataFrame, filters: dict) -> pd.DataFrame:
 
 def select_best(un: pd.DataFrame) -> pd.DataFrame:
     """The unlearning rows of the selected candidate per (data set, model, setting, scenario, method,
-    source): most repeats, then highest mean val_aus."""
+    source): most repeats, then the highest mean of the rows' own selection score (`select_score`:
+    held-out synthetic AUS for source-free rows, so that choosing among their configurations reads no
+    real data either; val AUS for the others; none for --select last; older rows: val_aus)."""
     if un.empty:
         return un
-    un = un.assign(sig=un["config"].map(signature),
+    blank = pd.Series("", index=un.index)
+    old = un.get("real_data", blank).astype(str) == ""  # written before these columns existed
+    score = pd.to_numeric(un.get("select_score", blank), errors="coerce").where(~old, un["val_aus"])
+    un = un.assign(sig=un["config"].map(signature), score=score,
                    repeat=un["forget_tag"] + "/" + un["model_num"] + "/" + un["seed"].astype(str))
     chosen = []
     for _, g in un.groupby(["dataset", "model", "setting", "scenario", "method", "source_label"], sort=False):
-        stats = g.groupby("sig").agg(n=("repeat", "nunique"), val=("val_aus", "mean"))
+        stats = g.groupby("sig").agg(n=("repeat", "nunique"), val=("score", "mean"))
         stats["val"] = stats["val"].fillna(-math.inf)
         best = stats.sort_values(["n", "val"], ascending=False, kind="stable").index[0]
         chosen.append(g[g["sig"] == best])

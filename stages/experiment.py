@@ -267,8 +267,10 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
         out = run(method, feeds, feeds["forget"], evaluate, args.select, desc=f"{args.method} m{n} {fs.tag}",
                   bar=epoch_bar)
         tail = out.tail
+        chosen = out.log[out.best_epoch - 1] if out.best_epoch else {}
         fields = dict(best_epoch=out.best_epoch, epochs_run=out.epochs_run, stop_reason=out.stop_reason,
-                      time_unlearn_s=out.seconds)
+                      time_unlearn_s=out.seconds,
+                      select_score=chosen.get("score") if args.select != "last" else None)
         if args.save_df:
             cols = list(dict.fromkeys(k for r in out.log for k in r)) or ["epoch"]
             write_csv(paths.epoch_log(ckpt), [{k: results.fmt(v) for k, v in r.items()} for r in out.log], cols)

@@ -1,9 +1,9 @@
 """Unlearning engine on the digits original: every method × {fc, partial} × {real, synthetic}.
 
-Bar (issue 3): for single-class CR, test forget accuracy ≤ 10% for methods that use forget data, and
-test retain accuracy within 5 points of the original's. Cases that honestly miss the bar are listed
-in KNOWN_MISSES with the measured numbers and the reason; they run as strict xfails, so a fix that
-makes one pass is noticed.
+Bar: for single-class CR, test forget accuracy ≤ 10% for methods that use forget data, and test retain
+accuracy within 5 points of the original's. The fixture original depends on the machine (floating
+point) and on UNLEARN_TEST_SEED; every case passes for seeds 0-4 with the margins measured in the
+README (§ Source-free unlearning: robustness). FT uses no forget data: only its retain bar applies.
 """
 
 from __future__ import annotations
@@ -29,24 +29,9 @@ from stages.pipeline import image_feed, load_embeddings, load_original
 
 CPU = torch.device("cpu")
 METHODS = list_methods()
-# Short schedules keep the suite fast; fc runs keep the defaults (200 epochs of a linear head).
-SETTING_ARGS = {"fc": [], "partial": ["--epochs", "4", "--samples_per_class", "100"]}
-# SCRUB alternates max-steps (partial: the first 5 epochs) and min-steps; the digits forget set is one
-# batch, so a few max-steps are all it gets: 10 epochs (measured at 2 max-steps: forget 0.93; at 5: 0.00).
-METHOD_SETTING_ARGS = {("SCRUB", "partial", "real"): ["--epochs", "10"]}
-# Measured on the digits original (ResNet-18, class 3), default hyperparameters. Misses far from the
-# bar are strict xfails (a fix that makes one pass fails the suite until it leaves this list); the two
-# within 2 points of the bar are not strict, since a retrained original on another CPU may land either side.
-STRICT = {("SCRUB", "partial", "synthetic")}
-KNOWN_MISSES = {
-    ("SCRUB", "partial", "synthetic"): "SCRUB's max-steps on noise inputs of the last block do not transfer to real "
-                                       "forget samples: test forget 0.848 with 2 and with 5 max-step "
-                                       "epochs (retain 0.985); still failing with the 4 of this 4-epoch test",
-    ("BS", "partial", "synthetic"): "BS pulls noise forget samples of the last block toward the runner-up class and "
-                                    "drags retain along: retain 0.933 vs 0.985 (forget 0.0) at 4 epochs",
-    ("SCAR_self", "fc", "real"): "Adam at the fc default lr 0.01 overshoots on the real pseudo-forget samples: retain "
-                                 "0.916 vs 0.985 after the 1-epoch stop (forget 0.0); --lr 0.003 gives 0.983 / 0.0",
-}
+# fc runs keep the defaults (200 epochs of a linear head, early stopping); partial runs are shortened.
+SETTING_ARGS = {"fc": ["--no-mia"], "partial": ["--epochs", "4", "--samples_per_class", "100", "--no-mia"]}
+METHOD_SETTING_ARGS: dict[tuple, list[str]] = {}
 
 
 def unlearn(root, *argv: str) -> dict:
@@ -66,10 +51,8 @@ def original_retain(root) -> float:
 @pytest.mark.parametrize("source", ["real", "synthetic"])
 @pytest.mark.parametrize("setting", ["fc", "partial"])
 @pytest.mark.parametrize("method", METHODS)
-def test_method_forgets_and_keeps_retain(digits_root, method, setting, source, request):
+def test_method_forgets_and_keeps_retain(digits_root, method, setting, source):
     key = (method, setting, source)
-    if key in KNOWN_MISSES:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[key], strict=key in STRICT))
     row = unlearn(digits_root, "--method", method, "--setting", setting, "--source", source, *SETTING_ARGS[setting],
                   *METHOD_SETTING_ARGS.get(key, []))
     forget, retain = float(row["test_forget_acc"]), float(row["test_retain_acc"])
@@ -81,6 +64,71 @@ def test_method_forgets_and_keeps_retain(digits_root, method, setting, source, r
     assert row["method"] == method and row["setting"] == setting and row["source"] == source
     assert float(row["time_unlearn_s"]) > 0 and row["device"].startswith("cpu") and row["git_commit"]
     assert json.loads(row["config"])["forget_class"] == FORGET_CLASS
+    if source == "synthetic":
+        assert row["real_data"] == "none" and row["select"] == "synthetic_aus" and row["noise_type"] == "matched"
+    else:
+        assert "val" in row["real_data"].split()
+
+
+class _Locked(TensorFeed):
+    """Real embeddings that refuse to be read while `LOCK['on']` (the unlearning phase of a row)."""
+
+    LOCK = {"on": False}
+
+    @property
+    def x(self) -> torch.Tensor:
+        assert not self.LOCK["on"], "the unlearning read real embeddings"
+        return self._x
+
+    @x.setter
+    def x(self, v: torch.Tensor) -> None:
+        self._x = v
+
+
+def test_source_free_row_reads_no_real_data(digits_root, monkeypatch):
+    """A synthetic fc row completes with the image data set unavailable and the real embeddings locked
+    while the unlearning runs (generation, training, epoch selection); its row says real_data = none.
+    The same lock stops a real-source row, so it does lock what a run reads."""
+    from stages import pipeline
+
+    def no_images(*a, **k):
+        raise AssertionError("read the image data set")
+
+    pipeline._splits.cache_clear()
+    monkeypatch.setattr(pipeline, "load_splits", no_images)
+
+    def locked_embeddings(*a, **k):
+        f = load_embeddings(*a, **k)
+        return _Locked(f.x, f.y)
+
+    def locked_run(*a, **k):
+        _Locked.LOCK["on"] = True
+        try:
+            return run(*a, **k)
+        finally:
+            _Locked.LOCK["on"] = False
+
+    monkeypatch.setattr(experiment, "load_embeddings", locked_embeddings)
+    monkeypatch.setattr(experiment, "run", locked_run)
+    argv = ["--root", str(digits_root), "--method", "DELETE", "--forget_class", str(FORGET_CLASS), "--no-save_df",
+            "--overwrite", "--epochs", "20"]
+    (row,) = experiment.main([opts.parse_args([*argv, "--source", "synthetic"])], CPU)
+    assert row["real_data"] == "none" and row["select"] == "synthetic_aus" and float(row["test_forget_acc"]) <= 0.1
+    with pytest.raises(AssertionError, match="read real embeddings"):
+        experiment.main([opts.parse_args([*argv, "--source", "real"])], CPU)
+    pipeline._splits.cache_clear()
+
+
+def test_partial_ft_trains_the_last_block(digits_root):
+    """Partial unlearning trains the last residual block, not only the head (FT, real source)."""
+    row = unlearn(digits_root, "--method", "FT", "--setting", "partial", "--epochs", "1", "--select", "last",
+                  "--save_model", "--no-mia")
+    ck = paths.unlearned_ckpt(digits_root, "digits", "resnet18", "partial", "real", "FT", f"c{FORGET_CLASS}", 0,
+                              row["run_id"])
+    sd, orig = torch_load(ck)["state_dict"], torch_load(paths.original_ckpt(digits_root, "digits", "resnet18", 0))
+    for k in ("conv1.weight", "conv2.weight", "bn2.weight"):
+        assert not torch.equal(sd[f"body.0.{k}"], orig["state_dict"][f"last_block.{k}"]), k
+    assert torch.equal(sd["body.0.bn1.running_mean"], orig["state_dict"]["last_block.bn1.running_mean"])
 
 
 def test_partial_tail_equals_network_on_real_inputs(digits_root):
@@ -120,13 +168,44 @@ def test_be_reports_the_pruned_head(digits_root):
 
 def test_synthetic_sets_for_every_noise_family(digits_root):
     args = opts.parse_args(["--root", str(digits_root)], stage="main")
-    tail = load_original(args, 0).tail("fc")
+    net = load_original(args, 0)
+    tail = net.tail("fc")
     for noise in opts.NOISES:
-        x, y, rep = synthetic.generate(tail, (512,), 10, 50, noise, 0, CPU)
+        parts, rep = synthetic.synthesize(net, "fc", (512, 2, 2), 10, 50, noise, 0, CPU)
+        (x, y), (vx, vy) = parts["train"], parts["val"]
         assert x.shape == (500, 512) and torch.bincount(y, minlength=10).tolist() == [50] * 10, noise
+        assert vx.shape == (200, 512) and torch.bincount(vy, minlength=10).tolist() == [20] * 10, noise
         with torch.no_grad():
-            assert torch.equal(tail(x).argmax(1), y)  # labels are the tail's argmax
-        assert rep["complete"] and sum(v["from_noise"] + v["steered"] for v in rep["per_class"].values()) == 500
+            assert torch.equal(tail(x).argmax(1), y) and torch.equal(tail(vx).argmax(1), vy)  # labels: the argmax
+        counts = rep["train"]["per_class"].values()
+        assert rep["complete"] and sum(v["from_noise"] + v["steered"] for v in counts) == 500
+
+
+@pytest.mark.parametrize("cut", ["fc", "partial"])
+def test_matched_samples_lie_where_the_original_is_confident(digits_root, cut):
+    """ResNet inputs at both cuts are non-negative (ReLU outputs), and every sample is given its class
+    with at least the lower target confidence, each between its class and some other one."""
+    args = opts.parse_args(["--root", str(digits_root)], stage="main")
+    net = load_original(args, 0)
+    x, y, rep = synthetic.generate_matched(net, cut, (512, 2, 2), 10, 20, 0, CPU)
+    assert rep["complete"] and len(y) == 200 and bool((x >= 0).all()) and x.shape[1:] == ((512,) if cut == "fc" else (512, 2, 2))
+    with torch.no_grad():
+        p = net.tail(cut)(x).softmax(1)
+    assert torch.equal(p.argmax(1), y) and float(p.gather(1, y[:, None]).min()) >= 0.5 - 1e-3
+    runner_up = p.clone()
+    runner_up[torch.arange(len(y)), y] = 0
+    assert len(runner_up.argmax(1).unique()) >= 5  # runners-up spread over the other classes
+
+
+def test_matched_generator_ends_on_an_unreachable_class():
+    from models.cutnet import CutNet, make_head
+    torch.manual_seed(0)
+    net = CutNet(torch.nn.Identity(), torch.nn.Identity(), torch.nn.Flatten(1), make_head(64, 5)).eval()
+    with torch.no_grad():
+        net.head[1].bias[2] = -1e6
+    x, y, rep = synthetic.generate_matched(net, "fc", (64,), 5, 10, 0, CPU, steps=10, rounds=2)
+    assert rep["per_class"][2]["missing"] == 10 and not rep["complete"] and (y == 2).sum() == 0
+    assert all(rep["per_class"][c]["missing"] == 0 for c in (0, 1, 3, 4))
 
 
 def test_synthetic_generator_terminates_on_an_almost_unreachable_class():
@@ -149,15 +228,17 @@ def test_synthetic_generator_terminates_on_an_almost_unreachable_class():
 
 def test_synthetic_report_saved_next_to_samples(digits_root):
     unlearn(digits_root, "--method", "DELETE", "--source", "synthetic", "--epochs", "2", "--samples_per_class", "60")
-    f = paths.synthetic_file(digits_root, "digits", "resnet18", "fc", 0, "gaussian", 60, 0)
-    rep = json.loads(paths.report_file(f).read_text())
-    assert torch_load(f)["x"].shape == (600, 512) and set(rep["per_class"]) == {str(c) for c in range(10)}
+    f = paths.synthetic_file(digits_root, "digits", "resnet18", "fc", 0, "matched", 60, 0)
+    rep, obj = json.loads(paths.report_file(f).read_text()), torch_load(f)
+    assert obj["x"].shape == (600, 512) and obj["val_x"].shape == (200, 512)
+    assert set(rep["train"]["per_class"]) == {str(c) for c in range(10)} and rep["complete"]
 
 
 def test_test_split_selection_is_labelled(digits_root):
     row = unlearn(digits_root, "--method", "NG", "--select", "test_aus", "--epochs", "5")
     assert row["select"].startswith("test_aus") and "seed" in row["select"]
     assert unlearn(digits_root, "--method", "NG", "--epochs", "5")["select"] == "val_aus"
+    assert unlearn(digits_root, "--method", "NG", "--epochs", "5", "--source", "synthetic")["select"] == "synthetic_aus"
 
 
 @pytest.mark.parametrize("source", ["real", "synthetic"])
