@@ -56,9 +56,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     the recipe or the defaults table) and their help text or the epilog says to what."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default == []:
-            return action.help or ""
-        return super()._get_help_string(action)
+        text = action.help or ""
+        if action.default is None or action.default == [] or action.default is argparse.SUPPRESS:
+            return text
+        if "(default:" in text:  # an entry point's own default replaces the per-data-set text
+            text = text[:text.index("(default:")].rstrip()
+        return text + " (default: %(default)s)"
 
 
 def _int_min(lo: int):
@@ -369,6 +372,9 @@ def parse_runs(argv: list[str] | None = None, stage: str = "main", defaults: dic
     if stage == "collect":  # its filters: unset = every value
         p.set_defaults(**{k: None for k in COLLECT_FILTERS})
     p.set_defaults(**(defaults or {}))
+    if defaults and stage == "main":
+        p.epilog = (p.epilog or "") + "\n" + _wrap([f"this command's own defaults (shown with each option) come "
+                                                    f"first, for: {' '.join('--' + k for k in defaults)}"])
     raw = p.parse_args(argv)
     if stage == "collect":
         raw.stage, raw.root = stage, raw.root or paths.default_root()
