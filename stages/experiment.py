@@ -435,7 +435,8 @@ def main(runs: list[argparse.Namespace], device: torch.device) -> list[dict]:
             failed.append(f"{r.label}: {e}" if isinstance(e, UserError) else f"{r.label}: {type(e).__name__}: {e}")
             if not isinstance(e, UserError):
                 traceback.print_exc()
-            log(f"error: {failed[-1]} (no row written; going on)", err=True)
+            if len(pending) > 1:  # a lone row's error is raised below, as its one line
+                log(f"error: {failed[-1]} (no row written; going on)", err=True)
             continue
         if a.save_df:
             results.append(a.root, "unlearn", [row])
