@@ -2,6 +2,7 @@
 augmentation), val and test, with labels, under <root>/<dataset>/<model>/embeddings/<cut>/.
 
     python create_embeddings.py --dataset digits --model resnet18 --n_model 1
+Defaults: CIFAR-10 and ResNet-18 (seed A's `python create_embeddings.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ SPLITS = ("train", "val", "test")
 
 
 def main() -> None:
-    args = opts.parse_args(stage="embed")
+    args = opts.parse_args(stage="embed", defaults=opts.SEED_A_STAGE_DEFAULTS)
     set_threads(args.threads)
     device = get_device(args.cuda)
     for n in model_nums(args):

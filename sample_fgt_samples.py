@@ -3,11 +3,10 @@ per seed, and store their indices (into the train split) under <root>/<dataset>/
 
     python sample_fgt_samples.py --dataset cifar10                  # 5,000 samples, seeds 0..9
     python sample_fgt_samples.py --dataset digits --hr_samples 100 --hr_seed 3
+Defaults: CIFAR-10 and ResNet-18, like the other stage scripts.
 """
 
 from __future__ import annotations
-
-import sys
 
 import opts
 from core import paths
@@ -19,9 +18,10 @@ DEFAULT_SEEDS = range(10)  # SCAR: ten seeds, one Oracle per seed
 
 
 def main() -> None:
-    args = opts.parse_args(stage="sample")
+    runs = opts.parse_runs(stage="sample", defaults=opts.SEED_A_STAGE_DEFAULTS)
+    args = runs[0]
     n_train = len(splits(args)["train"])
-    seeds = [args.hr_seed] if "--hr_seed" in sys.argv else list(DEFAULT_SEEDS)
+    seeds = list(DEFAULT_SEEDS) if args.hr_seed is None else [r.hr_seed for r in runs]
     for s in seeds:
         existed = paths.forget_set_file(args.root, args.dataset, f"hr{args.hr_samples}_s{s}").exists()
         fs = sample_hr(args.root, args.dataset, n_train, args.hr_samples, s, overwrite=args.overwrite)

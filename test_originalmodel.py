@@ -9,7 +9,8 @@ from stages.baselines import evaluate_originals
 
 def main() -> None:
     for mode in ("single", "multi"):
-        evaluate_originals(opts.parse_args(stage="baseline", defaults={"forget_mode": mode}), "test_originalmodel.py")
+        args = opts.parse_args(stage="baseline", defaults={**opts.SEED_A_STAGE_DEFAULTS, "forget_mode": mode})
+        evaluate_originals(args, "test_originalmodel.py")
 
 
 if __name__ == "__main__":

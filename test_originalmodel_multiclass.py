@@ -11,7 +11,7 @@ from stages.baselines import evaluate_originals
 
 
 def main() -> None:
-    args = opts.parse_args(stage="baseline", defaults={"forget_mode": "multi"})
+    args = opts.parse_args(stage="baseline", defaults={**opts.SEED_A_STAGE_DEFAULTS, "forget_mode": "multi"})
     evaluate_originals(args, "test_originalmodel_multiclass.py")
 
 

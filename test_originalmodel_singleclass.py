@@ -10,7 +10,7 @@ from stages.baselines import evaluate_originals
 
 
 def main() -> None:
-    args = opts.parse_args(stage="baseline", defaults={"forget_mode": "single"})
+    args = opts.parse_args(stage="baseline", defaults={**opts.SEED_A_STAGE_DEFAULTS, "forget_mode": "single"})
     evaluate_originals(args, "test_originalmodel_singleclass.py")
 
 

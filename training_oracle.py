@@ -1,10 +1,13 @@
-"""Stage 4: the Oracle, retrained from scratch without the forget set (same recipe as the original).
+"""Stage 4: the Oracle, retrained without the forget set (same recipe as the original).
 
     python training_oracle.py --dataset digits --model resnet18 --mode CR --forget_class 3
     python training_oracle.py --dataset cifar100 --forget_mode multi --num_forget_classes 2
-    python training_oracle.py --dataset cifar10 --mode HR --hr_seed 0     (after sample_fgt_samples.py)
-One oracle per (model number, forget set); each writes a row to <root>/results/oracle.csv with the
-same metrics as the originals and unlearned models. The class head keeps all classes.
+    python training_oracle.py --dataset cifar10 --mode HR       (after sample_fgt_samples.py: every seed)
+One call trains one Oracle per (original, forget set) the unlearning runs need, as the seeds do: every
+original in the runs tree (unless --n_model/--model_num), every forget class (unless --forget_class),
+every HR draw (unless --hr_seed); several values per option are accepted. Each writes a row to
+<root>/results/oracle.csv with the same metrics as the originals and unlearned models. The class head
+keeps all classes. Defaults: CIFAR-10 and ResNet-18 (seed A's examples).
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ from data import make_dataset
 from data.forget import ForgetSet
 from engine.training import init_distributed, load_net, train_classifier
 from evaluation.columns import original_accuracy, row_metrics
-from models import create_model
 from reporting import results
-from stages.config import command, model_nums, resolved_config
-from stages.pipeline import forget_sets, image_feed, load_original, net_meta, seed_of, splits, train_recipe
+from stages.config import command, forget_config, model_nums
+from stages.pipeline import (
+    forget_sets,
+    image_feed,
+    load_original,
+    net_meta,
+    new_model,
+    recipe_line,
+    seed_of,
+    splits,
+    train_recipe,
+)
 
 SCRIPT = "training_oracle.py"
 
@@ -34,7 +46,7 @@ def oracle_outputs(net, args, device) -> dict:
 
 def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
     ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
-    config = {**resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    config = forget_config(args, n, fs)
     seed = seed_of(args, n)
     t0 = time.time()
     if ckpt.exists() and not args.overwrite:
@@ -53,9 +65,10 @@ def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
     keep_train = ~fs.mask("train", train.targets)
     keep_val = ~fs.mask("val", val.targets)
     seed_everything(seed, args.deterministic)
-    net = create_model(args.model, args.num_classes, args.stem, args.img_size, args.pretrained)
+    net = new_model(args)
     print(f"oracle m{n} {fs.tag}: training on {int(keep_train.sum())}/{len(train)} train samples")
-    summary = train_classifier(net, make_dataset(args.dataset, train.subset(keep_train.nonzero()[:, 0]), args.img_size, True),
+    summary = train_classifier(net, make_dataset(args.dataset, train.subset(keep_train.nonzero()[:, 0]), args.img_size, True,
+                                                 args.augment),
                                make_dataset(args.dataset, val.subset(keep_val.nonzero()[:, 0]), args.img_size, False),
                                train_recipe(args), ckpt, {**net_meta(args, fs.tag), "seed": seed}, device, seed,
                                desc=f"oracle m{n} {fs.tag}")
@@ -92,16 +105,26 @@ def write_rows(args, n: int, fs: ForgetSet, net, config: dict, seed: int, summar
           f"train forget {m['train_forget_acc']:.4f} -> {ckpt}")
 
 
+def plan(runs: list) -> list[tuple]:
+    """Every (options, original, forget set) the parsed command covers: each original (every one in the
+    runs tree unless --n_model/--model_num) times each forget set (every class, k or stored HR draw
+    unless given)."""
+    return [(args, n, fs) for args in runs for n_train in [len(splits(args)["train"])]
+            for n in model_nums(args) for fs in forget_sets(args, n_train)]
+
+
 def main() -> None:
-    args = opts.parse_args(stage="oracle")
-    set_threads(args.threads)
-    device = get_device(args.cuda)
-    if args.save_df:
-        results.check_csvs(args.root, "oracle", "training")
-    n_train = len(splits(args)["train"])
-    for n in model_nums(args):
-        for fs in forget_sets(args, n_train):
-            train_oracle(args, n, fs, device)
+    runs = opts.parse_runs(stage="oracle", defaults=opts.SEED_A_STAGE_DEFAULTS)
+    print(recipe_line(runs[0]))
+    set_threads(runs[0].threads)
+    device = get_device(runs[0].cuda)
+    for args in runs:
+        if args.save_df:
+            results.check_csvs(args.root, "oracle", "training")
+    todo = plan(runs)
+    for i, (args, n, fs) in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] oracle m{n} {fs.tag}")
+        train_oracle(args, n, fs, device)
 
 
 if __name__ == "__main__":

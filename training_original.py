@@ -1,7 +1,8 @@
 """Stage 1: train `--n_model` independently seeded originals (m0..m<n-1>, seed + n).
 
     python training_original.py --dataset digits --model resnet18 --n_model 1
-Finished originals are skipped; a killed run resumes from its last epoch. Works under torchrun.
+Defaults: CIFAR-10 and ResNet-18 (seed A's examples); the data set's training recipe (--recipe, printed
+first). Finished originals are skipped; a killed run resumes from its last epoch. Works under torchrun.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from core.runtime import device_name, get_device, run_stage, seed_everything, se
 from data import make_dataset
 from engine.training import init_distributed, train_classifier
 from evaluation.metrics import accuracy
-from models import create_model
 from reporting import results
 from stages.config import command, model_nums, resolved_config
-from stages.pipeline import image_feed, net_meta, seed_of, splits, train_recipe
+from stages.pipeline import image_feed, net_meta, new_model, recipe_line, seed_of, splits, train_recipe
 
 
 def main() -> None:
-    args = opts.parse_args(stage="train")
+    args = opts.parse_args(stage="train", defaults=opts.SEED_A_STAGE_DEFAULTS)
+    print(recipe_line(args))
     set_threads(args.threads)
     device = get_device(args.cuda)
     if args.save_df:
@@ -35,9 +36,10 @@ def main() -> None:
             continue
         seed = seed_of(args, n)
         seed_everything(seed, args.deterministic)
-        net = create_model(args.model, args.num_classes, args.stem, args.img_size, args.pretrained)
+        net = new_model(args)
         t0 = time.time()
-        summary = train_classifier(net, make_dataset(args.dataset, sp["train"], args.img_size, train=True),
+        summary = train_classifier(net, make_dataset(args.dataset, sp["train"], args.img_size, train=True,
+                                                     augment=args.augment),
                                    make_dataset(args.dataset, sp["val"], args.img_size, train=False), train_recipe(args), ckpt,
                                    {**net_meta(args), "seed": seed}, device, seed, desc=f"original m{n}")
         dd, dev = init_distributed(device)

@@ -5,7 +5,9 @@
 # dataset: cifar10 | cifar100 | tiny (TinyImageNet) | digits
 # It runs main.py once, which unlearns every forget class of the data set in turn (multiclass: the
 # first NUM_FORGET classes of the fixed permutation, or each k of the data set's multi_k) for the originals
-# m0..m<N_MODEL-1>, skipping runs whose result row exists. GPU -1 = CPU. Environment:
+# m0..m<N_MODEL-1>, skipping runs whose result row exists. Every argument changes the runs and their ids:
+# SAMPLES_PER_CLASS is the synthetic quota per class, and with real embeddings keeps at most that many
+# train samples of each class (drawn with --seed). GPU -1 = CPU. Environment:
 #   UNLEARN_ROOT    runs tree (default: <repo>/runs)       UNLEARN_PYTHON  interpreter (default: python)
 #   UNLEARN_ARGS    extra main.py options, e.g. "--forget_class 3 --save_model"
 set -euo pipefail
@@ -14,11 +16,14 @@ NAME="${1:?usage: _job.sh job_<kind>_<dataset> ARGS...}"
 shift
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 core="${NAME#job_}"
+# Seed A's job scripts pass --bsize 1024 --patience 50 to every run on its data sets; so do these (a
+# flag in UNLEARN_ARGS overrides them). digits keeps main.py's defaults (engine/hparams.py).
+SEED_OPTS=(--bsize 1024 --patience 50)
 case "$core" in
   *_cifar100) DATASET=cifar100 ;;
   *_cifar10) DATASET=cifar10 ;;
   *_tiny) DATASET=TinyImageNet ;;
-  *_digits) DATASET=digits ;;
+  *_digits) DATASET=digits; SEED_OPTS=() ;;
   *) echo "error: unknown job script $NAME (expected job_<kind>_<cifar10|cifar100|tiny|digits>)" >&2; exit 2 ;;
 esac
 KIND="${core%_*}"
@@ -82,7 +87,7 @@ if [ -n "${UNLEARN_ROOT:-}" ]; then
 fi
 cmd=("${UNLEARN_PYTHON:-python}" main.py --run_name "$NAME" --dataset "$DATASET" --model "$MODEL" --method "$METHOD"
      --lr "$LR" --n_model "$N_MODEL" --samples_per_class "$SPC" --epochs "$EPOCHS" --setting "$SETTING"
-     --source "$SOURCE" --cuda "$CUDA")
+     --source "$SOURCE" --cuda "$CUDA" "${SEED_OPTS[@]}")
 [ "$SOURCE" = synthetic ] && cmd+=(--noise_type "$NOISE")
 [ "$MULTI" = 1 ] && cmd+=(--forget_mode multi)
 [ -n "$NUM_FORGET" ] && cmd+=(--num_forget_classes "$NUM_FORGET")

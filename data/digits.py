@@ -28,7 +28,8 @@ register_dataset(DatasetInfo(
     name="digits", num_classes=10, native_size=8, mean=(0.3053,) * 3, std=(0.3759,) * 3, flip=False,
     load=load, where="ships inside scikit-learn (pip install scikit-learn)",
     # tuned to train a ResNet-18 to about 98% test accuracy in about a minute on two CPU cores
-    train_recipe=dict(epochs=6, bsize=64, lr=0.05, momentum=0.9, wd=5e-4, label_smoothing=0.1, scheduler=["cosine"],
-                      stem="small", num_workers=0),
+    train_recipe=dict(name="digits", pretrained=False, epochs=6, patience=None, bsize=64, lr=0.05, momentum=0.9,
+                      wd=5e-4, label_smoothing=0.1, scheduler=["cosine"], stem="small", num_workers=0,
+                      augment={"resnet": dict(crop=0.125, rotate=0), "transformer": dict(crop=0.125, rotate=0)}),
     img_size={"resnet": 16, "transformer": 32},  # 32 keeps ViT/Swin runnable on a CPU
     forget_classes=tuple(range(10)), multi_k=(2, 5), hr_samples=100))

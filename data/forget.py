@@ -5,6 +5,7 @@ stored in the runs tree, so every stage and every rerun forgets exactly the same
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ class ForgetSet:
     tag: str
     classes: tuple[int, ...] = ()
     samples: tuple[int, ...] = ()
+    seed: int | None = None  # HR: the seed of the draw
 
     def mask(self, split: str, targets: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Boolean mask of the forget part of a split; `index` = positions in that split (HR)."""
@@ -77,7 +79,7 @@ def sample_hr(root: str, dataset: str, n_train: int, n: int, seed: int, overwrit
         return load_hr(root, dataset, n, seed, n_train)
     idx = np.sort(np.random.default_rng(seed).choice(n_train, size=n, replace=False)).tolist()
     atomic_write_json(f, {"dataset": dataset, "seed": seed, "n_train": n_train, "indices": idx})
-    return ForgetSet("HR", tag, samples=tuple(idx))
+    return ForgetSet("HR", tag, samples=tuple(idx), seed=seed)
 
 
 def load_hr(root: str, dataset: str, n: int, seed: int, n_train: int | None = None) -> ForgetSet:
@@ -100,4 +102,12 @@ def load_hr(root: str, dataset: str, n: int, seed: int, n_train: int | None = No
         raise UserError(f"{f}: empty forget set (no indices); {redraw}")
     if len(set(idx)) != len(idx) or min(idx) < 0 or max(idx) >= drawn_from:
         raise UserError(f"{f}: indices must be distinct and within 0..{drawn_from - 1}; {redraw}")
-    return ForgetSet("HR", tag, samples=tuple(idx))
+    return ForgetSet("HR", tag, samples=tuple(idx), seed=seed)
+
+
+def hr_seeds(root: str, dataset: str, n: int) -> list[int]:
+    """The seeds of every HR draw of `n` samples stored for `dataset` (sample_fgt_samples.py draws 0..9):
+    what a stage covers when --hr_seed is not given."""
+    folder = paths.forget_set_file(root, dataset, hr_tag(n, 0)).parent
+    found = (re.fullmatch(rf"hr{n}_s(\d+)\.json", f.name) for f in folder.glob(f"hr{n}_s*.json"))
+    return sorted(int(m.group(1)) for m in found if m)

@@ -7,7 +7,8 @@ no retain data is needed (seed B's `--surrogate_dataset`, `--surrogate_quantity`
                    statistics with no download; the default for `digits`
     cifar10/cifar100/TinyImageNet
                    another data set's train images from --data_root (for CIFAR-10 use CIFAR-100 and
-                   vice versa, as the SCAR paper does); default for CIFAR when present
+                   vice versa, as the SCAR paper does); the default for CIFAR and TinyImageNet, an
+                   error naming the folder when absent (no quiet fall-back to noise)
     retain         the real retain images (an ablation: not retain-free, labelled as such in the CSV)
 Every surrogate is drawn with --seed, resized to --img_size and normalised with the *target* data
 set's statistics, since it is fed to the target model. Labels are -1 (unknown).
@@ -27,20 +28,27 @@ from data import get_info, make_transform
 
 PATCH_SIZES = (24, 48, 96)  # pixels of the 427×640 photographs cut into patches
 OTHER = {"cifar10": "cifar100", "cifar100": "cifar10", "TinyImageNet": "cifar100"}
+FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "TinyImageNet": "tiny-imagenet-200"}
+SURROGATE_CHOICES = ("noise", "sample_images", "cifar10", "cifar100", "TinyImageNet", "retain")
 
 
 def default_surrogate(dataset: str, data_root: str) -> str:
-    """`sample_images` for digits; the other CIFAR for CIFAR/TinyImageNet when its files are under
-    --data_root, else Gaussian noise (printed, and recorded in the CSV row)."""
+    """`sample_images` for digits; the other CIFAR for CIFAR/TinyImageNet (the SCAR paper's choice). When
+    its files are not under --data_root this is an error, not a quiet fall-back to noise (the SCAR paper's
+    failing case): noise is only used when --surrogate_dataset noise asks for it."""
     if dataset == "digits":
         return "sample_images"
     other = OTHER.get(dataset)
-    folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}.get(other or "")
-    if folder and (Path(data_root) / folder).is_dir():
+    if other is None:
+        raise UserError(f"--surrogate_dataset unset and {dataset} has no default surrogate data set; choose one: "
+                        f"{', '.join(SURROGATE_CHOICES)}")
+    folder = Path(data_root) / FOLDERS[other]
+    if folder.is_dir():
         return other
-    print(f"note: --surrogate_dataset unset and {other} is not under --data_root {data_root}; using Gaussian-noise "
-          f"surrogates (pass --surrogate_dataset to choose)")
-    return "noise"
+    raise UserError(f"--surrogate_dataset unset: SCAR distils on {other} train images (the SCAR paper's choice for "
+                    f"{dataset}), expected in {folder} (not found); get them from {get_info(other).where}, or choose on "
+                    f"purpose: --surrogate_dataset noise (Gaussian noise, the failing case of SCAR's paper), "
+                    f"sample_images (no download) or retain (not retain-free)")
 
 
 def sample_image_patches(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -82,12 +90,11 @@ def surrogate_feed(kind: str, n: int, dataset: str, img_size: int, device: torch
         return TensorFeed(x.to(device), unknown.to(device))
     if kind == dataset:
         raise UserError(f"--surrogate_dataset {kind}: that is the data set being unlearned, not out-of-distribution "
-                        f"data; choose another (valid: noise, sample_images, {', '.join(OTHER)}, retain)")
+                        f"data; choose another (valid: {', '.join(SURROGATE_CHOICES)})")
     try:
         other = get_info(kind)
     except UserError:
-        raise UserError(f"--surrogate_dataset {kind}: unknown; valid: noise, sample_images, "
-                        f"{', '.join(OTHER)}, retain") from None
+        raise UserError(f"--surrogate_dataset {kind}: unknown; valid: {', '.join(SURROGATE_CHOICES)}") from None
     train, _ = other.load(Path(data_root))
     pick = torch.randperm(len(train), generator=g)[:n]
     if len(pick) < n:

@@ -120,12 +120,15 @@ def make_optimizer(params, kind: str, lr: float, momentum: float, wd: float) -> 
 
 
 def make_scheduler(opt: torch.optim.Optimizer, scheduler: list, epochs: int):
-    """'cosine' over `epochs`, 'none', or MultiStepLR at integer milestones (gamma 0.1); stepped per epoch."""
+    """'cosine' over `epochs`, 'none', or MultiStepLR at integer milestones (gamma 0.1, or a last item
+    'gamma=G': seed B halves the rate, gamma=0.5); stepped per epoch."""
     if scheduler == ["cosine"]:
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     if scheduler == ["none"]:
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(m) for m in scheduler], gamma=0.1)
+    gamma = float(scheduler[-1][6:]) if str(scheduler[-1]).startswith("gamma=") else 0.1
+    milestones = [int(m) for m in scheduler if not str(m).startswith("gamma=")]
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
 
 
 def _rng_state() -> dict:

@@ -48,21 +48,30 @@ def get_method(name: str) -> type[Method]:
     return _METHODS[name]
 
 
-def real_data_needs(method: str, setting: str, source: str, surrogate_dataset: str | None = None) -> tuple[bool, bool]:
+def real_data_needs(method: str, setting: str, source: str, surrogate_dataset: str | None = None,
+                    scar_stats: str | None = None) -> tuple[bool, bool]:
     """(needs real retain data, needs real forget data) of a method as `streams` feeds it: a synthetic
     source needs neither; surrogates are the retain embeddings in fc/partial (all of train for a
     self-forgetting method) and out-of-distribution images in the full setting (unless
-    --surrogate_dataset retain)."""
-    if source == "synthetic":
-        return False, False
+    --surrogate_dataset retain); class statistics (SCAR) read the real retain set with
+    --scar_stats retain, whatever the source (see `stats_read_real_retain`)."""
     cls = get_method(method)
+    stats = stats_read_real_retain(method, scar_stats)
+    if source == "synthetic":
+        return stats, False
     uses = set(cls.needs)
     if "surrogate" in uses:
         if setting != "full":
             uses |= {"retain", "forget"} if cls.self_forget else {"retain"}
         elif surrogate_dataset == "retain":
             uses.add("retain")
-    return "retain" in uses, "forget" in uses
+    return "retain" in uses or stats, "forget" in uses
 
 
-__all__ = ["get_method", "list_methods", "real_data_needs", "register_method"]
+def stats_read_real_retain(method: str, scar_stats: str | None) -> bool:
+    """Whether a method's class statistics come from the real retain set (--scar_stats retain, SCAR and
+    SCAR_self): such a row reads real retain data even on synthetic embeddings."""
+    return bool(get_method(method).class_stats) and scar_stats == "retain"
+
+
+__all__ = ["get_method", "list_methods", "real_data_needs", "register_method", "stats_read_real_retain"]

@@ -55,6 +55,9 @@ class Method:
     driver: str = "retain"
     optimizer: str = "sgd"  # or "adam"
     self_forget: bool = False  # surrogates include the forget set (SCAR_self finds it itself)
+    # Per-class feature statistics (SCAR): `--scar_stats retain` feeds them the real retain set as the
+    # extra stream "stats" (true labels, seed B's code); otherwise they come from the surrogates.
+    class_stats: bool = False
 
     def __init__(self, tail: Tail, teacher: Tail, ctx: Context):
         self.tail, self.teacher, self.ctx, self.hp = tail, teacher, ctx, ctx.hp

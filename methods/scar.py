@@ -1,12 +1,14 @@
 """SCAR (Bonato et al., 2024): Mahalanobis pull of forget features + distillation on surrogates.
 
 Class statistics: features of the original model (the tail's `features`, i.e. the classifier's
-input) on the surrogate inputs, grouped by the original's prediction, after the Tukey transform
+input), after the Tukey transform
 sign(x)|x|^delta (sign-guarded for negative features such as ViT tokens) and L2 normalisation.
 Per retained class: mean and covariance, shrunk as Σ + γ1·v1·I + γ2·v2·(1−I) (v1 mean diagonal,
-v2 mean non-zero off-diagonal), turned into a correlation matrix and pseudo-inverted. The surrogates
-are the source's retain embeddings (real source), synthetic embeddings (synthetic source, hence
-source-free), or out-of-distribution images (full setting): no real retain set in the last two.
+v2 mean non-zero off-diagonal), turned into a correlation matrix and pseudo-inverted. Their source
+(`--scar_stats`): `retain`, the real retain set grouped by its true labels (seed B's code: the
+`stats` stream), or `surrogate`, the surrogate inputs grouped by the original's prediction: the
+source's retain embeddings (real source), synthetic embeddings (synthetic source, hence
+source-free), or out-of-distribution images (full setting).
 
 Forget loss: λ1 × squared Mahalanobis distance from each forget sample's transformed feature to
 its target: the nearest retained class, fixed once before the first epoch. Retain loss: λ2 ×
@@ -48,6 +50,7 @@ def shrunk_precision(z: torch.Tensor, gamma1: float, gamma2: float) -> torch.Ten
 @register_method
 class SCAR(Method):
     name, needs, driver, optimizer = "SCAR", ("forget", "surrogate"), "surrogate", "adam"
+    class_stats = True
 
     @torch.no_grad()
     def _features(self, feed: Feed) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,14 +59,19 @@ class SCAR(Method):
         return tukey(feats, self.hp.delta), logits
 
     def setup(self, feeds: dict[str, Feed]) -> None:
-        self.prepare(feeds["surrogate"], feeds["forget"])
+        self.prepare(feeds["surrogate"], feeds["forget"], feeds.get("stats"))
 
-    def prepare(self, surrogate: Feed, forget: Feed) -> None:
-        """Class statistics from the surrogates; a fixed target class for every forget sample."""
+    def prepare(self, surrogate: Feed, forget: Feed, stats: Feed | None = None) -> None:
+        """Class statistics from `stats` (real retain data, true labels) when given, else from the
+        surrogates grouped by the original's prediction; a fixed target class for every forget sample."""
         hp, ctx = self.hp, self.ctx
         with torch.no_grad():
-            zs, ls = self._features(surrogate)
-            pred = ls.argmax(1)
+            if stats is not None:
+                zs, _ = self._features(stats)
+                pred = stats.targets.to(zs.device)
+            else:
+                zs, ls = self._features(surrogate)
+                pred = ls.argmax(1)
             keep = ~torch.isin(pred, torch.tensor(ctx.forget_classes, dtype=pred.dtype, device=pred.device))
             self.means, precisions, classes = {}, {}, []
             for c in pred[keep].unique().tolist():
@@ -73,7 +81,8 @@ class SCAR(Method):
                     precisions[c] = shrunk_precision(zc, hp.gamma1, hp.gamma2)
                     classes.append(c)
             if not classes:
-                raise RunFailed("SCAR: no retained class has two or more surrogate samples to estimate statistics")
+                raise RunFailed(f"SCAR: no retained class has two or more {'retain' if stats is not None else 'surrogate'} "
+                                f"samples to estimate statistics")
             zf, _ = self._features(forget)
             yf = forget.targets.to(zf.device)
             dist = torch.stack([self._mahalanobis(zf, c, precisions[c]) for c in classes], 1)
@@ -134,7 +143,7 @@ class SCAR_self(SCAR):
         self.pseudo_forget = sur.subset(mask)
         if isinstance(self.pseudo_forget, TensorFeed):
             self.pseudo_forget = TensorFeed(self.pseudo_forget.x, pred[mask])
-        self.prepare(sur, self.pseudo_forget)
+        self.prepare(sur, self.pseudo_forget, feeds.get("stats"))
 
     def monitor(self, forget):
         return self.pseudo_forget

@@ -29,6 +29,7 @@ COLUMNS = [
     "oracle_test_retain_acc", "oracle_test_forget_acc", "oracle_train_forget_acc",
     "oracle_mia_efficacy", "oracle_aus", "gap_oracle",
     "time_unlearn_s", "time_mia_s", "time_total_s", "test_class_acc", "device", "git_commit", "versions", "config", "command",
+    "oracle_status",
 ]
 TRAIN_COLUMNS = [
     "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "forget_tag", "img_size",

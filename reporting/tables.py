@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,9 +23,11 @@ import pandas as pd
 from core import paths
 from core.runtime import UserError
 from core.storage import atomic_write_text, write_csv
+from data import get_info
 from data.forget import single
 from evaluation.metrics import GAP_KEYS, gap_to_oracle
 from methods import list_methods, real_data_needs
+from models import model_family
 from reporting import results
 
 # (column, header, direction) per mode; direction: "+" higher is better, "-" lower, "" closest to the Oracle.
@@ -62,7 +65,12 @@ def signature(config: str) -> str:
 
 
 def source_label(row: pd.Series) -> str:
-    return f"synthetic/{row['noise_type']}" if row["source"] == "synthetic" else str(row["source"])
+    """The table's Source cell: `real`, `synthetic/<noise>`; a full-setting row that distilled on
+    Gaussian-noise surrogates (--surrogate_dataset noise) says so, since it is SCAR's failing case."""
+    label = f"synthetic/{row['noise_type']}" if row["source"] == "synthetic" else str(row["source"])
+    if row.get("setting") == "full" and '"surrogate_dataset": "noise"' in str(row.get("config", "")):
+        label += " + noise surrogates"
+    return label
 
 
 def load(root: str) -> pd.DataFrame:
@@ -86,6 +94,7 @@ def load(root: str) -> pd.DataFrame:
 
 
 def _fill_gaps(df: pd.DataFrame) -> None:
+    """Gaps and `oracle_status` of rows written before their Oracle was trained (or by an older schema)."""
     oracles = {}
     for _, r in df[df["kind"] == "oracle"].iterrows():
         oracles[(r["dataset"], r["model"], r["model_num"], r["forget_tag"])] = r.to_dict()
@@ -93,6 +102,43 @@ def _fill_gaps(df: pd.DataFrame) -> None:
         o = oracles.get((r["dataset"], r["model"], r["model_num"], r["forget_tag"]))
         if o is not None and r["mode"] in GAP_KEYS:
             df.loc[i, "gap_oracle"] = gap_to_oracle(r.to_dict(), o, r["mode"])
+    for i, r in df[df["kind"] == "unlearn"].iterrows():
+        if (r["dataset"], r["model"], r["model_num"], r["forget_tag"]) in oracles:
+            df.loc[i, "oracle_status"] = "found"
+        elif not str(r["oracle_status"]).startswith("missing"):
+            df.loc[i, "oracle_status"] = f"missing: no row for {r['dataset']} {r['model']} m{r['model_num']} " \
+                                         f"{r['forget_tag']} in results/oracle.csv"
+
+
+def missing_oracles(df: pd.DataFrame, root: str) -> tuple[int, str]:
+    """(number of unlearning rows without an Oracle, the command line that trains the missing Oracles:
+    one training_oracle.py call per data set, model, input size and kind of forget set, joined by &&)."""
+    miss = df[(df["kind"] == "unlearn") & df["oracle_status"].astype(str).str.startswith("missing")]
+    if miss.empty:
+        return 0, ""
+    groups: dict[tuple, tuple[set, set]] = {}
+    for _, r in miss.iterrows():
+        tag, size = str(r["forget_tag"]), json.loads(r["config"] or "{}").get("img_size")
+        hr = re.fullmatch(r"hr(\d+)_s(\d+)", tag)
+        if hr:
+            kind, value = ("--mode", "HR", "--hr_samples", hr.group(1), "--hr_seed"), int(hr.group(2))
+        elif tag.startswith("multi"):
+            kind, value = ("--forget_mode", "multi", "--num_forget_classes"), int(tag[5:])
+        else:
+            kind, value = ("--forget_class",), int(tag[1:])
+        nums, values = groups.setdefault((r["dataset"], r["model"], size, kind), (set(), set()))
+        nums.add(int(r["model_num"]))
+        values.add(value)
+    cmds = []
+    for (ds, model, size, kind), (nums, values) in sorted(groups.items(), key=str):
+        words = ["python", "training_oracle.py", "--dataset", ds, "--model", model]
+        if size is not None and int(size) != get_info(ds).img_size[model_family(model)]:
+            words += ["--img_size", str(size)]
+        words += [*kind, *map(str, sorted(values)), "--model_num", *map(str, sorted(nums))]
+        if str(root) != str(paths.default_root()):
+            words += ["--root", str(root)]
+        cmds.append(shlex.join(words))
+    return len(miss), " && ".join(cmds)
 
 
 FILTERS = ("dataset", "model", "mode", "forget_mode", "setting", "source", "method", "forget_class",
@@ -233,8 +279,9 @@ def build(df: pd.DataFrame) -> list[Table]:
                 if used:  # what the rows say they read
                     needs = ("retain" in used, "forget" in used)
                 else:  # rows written before the real_data column
-                    needs = real_data_needs(method, setting, r0["source"],
-                                            json.loads(r0["config"] or "{}").get("surrogate_dataset"))
+                    cfg = json.loads(r0["config"] or "{}")
+                    needs = real_data_needs(method, setting, r0["source"], cfg.get("surrogate_dataset"),
+                                            cfg.get("scar_stats"))
                 lines.append(_line(method, src, tuple(map(_mark, needs)), g, datasets, cols, used))
         if len(orac):
             lines.append(_line(ORACLE, "retrain", (_mark(True), _mark(False)), orac, datasets, cols))

@@ -1,5 +1,5 @@
 """Seed B's README runs `python src/main.py ...` from its repository root: the same as main_def.py
-(main.py with the whole network updated on images unless --setting is given)."""
+(main.py with seed B's defaults: CIFAR-100, the whole network on images, SCAR, batch 1024, ...)."""
 
 import runpy
 import sys

@@ -9,7 +9,7 @@ from core.feeds import predict
 from core.runtime import device_name, get_device, set_threads
 from evaluation.columns import original_accuracy, row_metrics
 from reporting import results
-from stages.config import command, model_nums, resolved_config
+from stages.config import command, forget_config, model_nums
 from stages.pipeline import forget_sets, load_embeddings, load_original, seed_of
 
 
@@ -33,7 +33,7 @@ def evaluate_originals(args: argparse.Namespace, script: str) -> None:
         outputs = None
         rows = []
         for fs in forget_sets(args):
-            config = {**resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+            config = forget_config(args, n, fs)
             rid = results.run_id(config)
             if rid in done and not args.overwrite:
                 print(f"skip: original m{n} {fs.tag} already in results/original.csv")

@@ -9,8 +9,12 @@ from reporting import results
 
 # Options that only unlearning runs read: left out of the configuration of training/baseline rows.
 UNLEARN_KEYS = {"method", "setting", "source", "noise_type", "samples_per_class", "select", "temperature",
-                "lambda_1", "lambda_2", "delta", "gamma1", "gamma2", "surrogate_dataset", "surrogate_quantity",
+                "lambda_1", "lambda_2", "delta", "gamma1", "gamma2", "surrogate_dataset", "surrogate_quantity", "scar_stats",
                 "method_hp", "load_unlearned_model", "save_model", "cuts"}
+
+
+# What only the training stages read (the recipe and its augmentation): left out of the other stages' rows.
+TRAINING_KEYS = {"recipe", "augment"}
 
 
 def resolved_config(args: argparse.Namespace) -> dict:
@@ -18,6 +22,17 @@ def resolved_config(args: argparse.Namespace) -> dict:
     cfg = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_")}
     if args.stage != "main":
         cfg = {k: v for k, v in cfg.items() if k not in UNLEARN_KEYS}
+    if args.stage not in ("train", "oracle"):
+        cfg = {k: v for k, v in cfg.items() if k not in TRAINING_KEYS}
+    return cfg
+
+
+def forget_config(args: argparse.Namespace, n: int, fs) -> dict:
+    """The configuration of one (original, forget set) row: the options plus what the forget set fixes
+    (model number, tag, and the HR seed of the draw when --hr_seed covered every draw)."""
+    cfg = {**resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    if fs.mode == "HR":
+        cfg["hr_seed"] = fs.seed
     return cfg
 
 

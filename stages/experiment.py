@@ -23,6 +23,7 @@ from core import paths
 from core.feeds import Feed, TensorFeed, predict
 from core.runtime import Diverged, RunFailed, UserError, device_name, progress, seed_everything, set_threads
 from core.storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
+from data import per_class_sample
 from data.forget import ForgetSet
 from engine.embeddings import fingerprint
 from engine.synthetic import synthesize
@@ -33,7 +34,7 @@ from methods import get_method, real_data_needs
 from methods.base import Context
 from models.cutnet import CutNet
 from reporting import results
-from stages.config import UNLEARN_KEYS, command, model_nums, resolved_config
+from stages.config import UNLEARN_KEYS, command, forget_config, model_nums
 from stages.pipeline import forget_sets, image_feed, load_embeddings, load_original, splits
 
 SCRIPT = "main.py"
@@ -49,6 +50,7 @@ class Inputs:
     original: dict[str, tuple[torch.Tensor, torch.Tensor]]  # original's {split: (logits, labels)}
     held_out: TensorFeed | None = None  # synthetic source: the held-out synthetic samples (epoch selection)
     synthetic_report: dict | None = None
+    source_index: torch.Tensor | None = None  # real source subsampled: its rows' positions in the train split
 
 
 def cut_shape(net: CutNet, cut: str, img_size: int) -> tuple[int, ...]:
@@ -115,9 +117,17 @@ class Group:
         self.oracle_rows = read_rows(paths.results_csv(args.root, "oracle"))
 
     def inputs(self, args: argparse.Namespace) -> Inputs:
-        """The inputs of one run: its training source (real train inputs, or its synthetic set)."""
+        """The inputs of one run: its training source (real train inputs, at most --samples_per_class of
+        each class when given, or its synthetic set)."""
         if args.source != "synthetic":
-            return Inputs(self.net, self.evals, self.evals["train"], self.original)
+            train = self.evals["train"]
+            if args.samples_per_class is None:
+                return Inputs(self.net, self.evals, train, self.original)
+            idx = per_class_sample(train.targets, args.samples_per_class, args.seed)
+            keep = torch.zeros(len(train.targets), dtype=torch.bool)
+            keep[idx] = True
+            return Inputs(self.net, self.evals, train.subset(keep.to(train.targets.device)), self.original,
+                          source_index=idx)
         key = (args.noise_type, args.samples_per_class, args.seed, args.overwrite)
         if key not in self._synthetic:
             self._synthetic[key] = load_synthetic(args, self.n, self.net, self.device)
@@ -129,7 +139,8 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
     """Retain/forget/surrogate streams of the source for this forget set."""
     if fs.mode == "HR" and args.source == "synthetic":
         raise UserError("HR mode forgets training samples, which synthetic embeddings do not have; use --source real")
-    fmask = fs.mask("train", inp.source.targets.to(device))
+    index = None if inp.source_index is None else inp.source_index.to(device)
+    fmask = fs.mask("train", inp.source.targets.to(device), index)
     out = {"retain": inp.source.subset(~fmask), "forget": inp.source.subset(fmask)}
     if args.setting == "full":
         if "surrogate" in method_cls.needs:
@@ -139,6 +150,12 @@ def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, de
                                               num_workers=args.num_workers, retain=out["retain"])
     else:
         out["surrogate"] = inp.source if method_cls.self_forget else out["retain"]
+    if method_cls.class_stats and args.scar_stats == "retain":  # seed B: statistics of the real retain set
+        if args.source == "synthetic":  # an ablation: the real train embeddings minus the forget set
+            real = inp.evals["train"]
+            out["stats"] = real.subset(~fs.mask("train", real.targets.to(device)))
+        else:
+            out["stats"] = out["retain"]
     for need in method_cls.needs:
         if len(out[need]) == 0:
             raise RunFailed(f"{method_cls.name} needs {need} data but the {args.source} {need} set of {fs.tag} is empty"
@@ -150,7 +167,8 @@ def real_data(args: argparse.Namespace) -> str:
     """The real data an unlearning run reads before its evaluation (training inputs, statistics,
     surrogates, epoch selection), space-separated; `none` for a source-free run. The evaluation of the
     finished model reads the real splits in every row."""
-    retain, forget = real_data_needs(args.method, args.setting, args.source, args.surrogate_dataset)
+    retain, forget = real_data_needs(args.method, args.setting, args.source, args.surrogate_dataset,
+                                     args.scar_stats)
     used = ["retain"] * retain + ["forget"] * forget
     if args.setting == "full" and "surrogate" in get_method(args.method).needs \
             and args.surrogate_dataset not in (None, "noise", "retain"):
@@ -159,15 +177,22 @@ def real_data(args: argparse.Namespace) -> str:
     return " ".join(used) or "none"
 
 
+# Options a run's configuration records only when they apply (not None): --samples_per_class on real
+# data (all samples otherwise) and --scar_stats (methods with class statistics).
+OPTIONAL_KEYS = ("samples_per_class", "scar_stats")
+
+
 def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
-    cfg = {**resolved_config(args), "model_num": n, "forget_tag": fs.tag}
+    cfg = forget_config(args, n, fs)
     if fs.mode == "CR" and len(fs.classes) == 1 and args.forget_mode == "single":
         cfg["forget_class"] = fs.classes[0]
     if args.forget_mode == "multi":
         cfg["num_forget_classes"] = len(fs.classes)
     if args.source == "real":
         cfg.pop("noise_type", None)
-        cfg.pop("samples_per_class", None)
+    for k in OPTIONAL_KEYS:  # unset: left out, so rows from before these options keep their run ids
+        if cfg.get(k) is None:
+            cfg.pop(k, None)
     return cfg
 
 
@@ -192,13 +217,14 @@ def find_oracle(rows: list[dict], dataset: str, model: str, n: int, fs: ForgetSe
 
 def oracle_columns(args: argparse.Namespace, n: int, fs: ForgetSet, row: dict, oracle_rows: list[dict]) -> dict:
     """The Oracle's metrics for the same dataset/model/model number/forget set, and the mean gap
-    (metrics.gap_to_oracle); nothing when that Oracle has no row."""
+    (metrics.gap_to_oracle), with `oracle_status` `found`; `missing: <why>` when that Oracle has no row."""
     o = find_oracle(oracle_rows, args.dataset, args.model, n, fs, args.img_size)
     if o is None:
-        return {}
+        return {"oracle_status": f"missing: no row for {args.dataset} {args.model} m{n} {fs.tag} at {args.img_size} px "
+                                 f"in results/oracle.csv"}
     return {"oracle_test_retain_acc": o["test_retain_acc"], "oracle_test_forget_acc": o["test_forget_acc"],
             "oracle_train_forget_acc": o["train_forget_acc"], "oracle_mia_efficacy": o["mia_efficacy"],
-            "oracle_aus": o["aus"], "gap_oracle": gap_to_oracle(row, o, fs.mode)}
+            "oracle_aus": o["aus"], "gap_oracle": gap_to_oracle(row, o, fs.mode), "oracle_status": "found"}
 
 
 def method_hparams(args: argparse.Namespace) -> SimpleNamespace:
@@ -288,7 +314,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
     return results.make_row("unlearn", cfg, command(args, SCRIPT, cfg), m, forget_tag=fs.tag, forget_classes=list(fs.classes),
                             setting=args.setting, source=args.source, method=args.method,
                             noise_type=args.noise_type if args.source == "synthetic" else "",
-                            samples_per_class=args.samples_per_class if args.source == "synthetic" else "",
+                            samples_per_class="" if args.samples_per_class is None else args.samples_per_class,
                             select=select, real_data=real_data(args), device=device_name(device), model_num=n,
                             time_total_s=time.perf_counter() - t_start, **fields)
 
@@ -321,7 +347,7 @@ def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, g
         from engine.training import load_net
         from stages.pipeline import net_meta
         ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
-        what = (f"--mode HR --hr_samples {args.hr_samples} --hr_seed {args.hr_seed}" if fs.mode == "HR" else
+        what = (f"--mode HR --hr_samples {args.hr_samples} --hr_seed {fs.seed}" if fs.mode == "HR" else
                 f"--forget_class {fs.classes[0]}" if args.forget_mode == "single" else
                 f"--forget_mode multi --num_forget_classes {len(fs.classes)}")
         hint = f"run python training_oracle.py --dataset {args.dataset} --model {args.model} {what} first"
@@ -442,7 +468,8 @@ def main(runs: list[argparse.Namespace], device: torch.device) -> list[dict]:
             failed.append(f"{r.label}: {e}" if isinstance(e, UserError) else f"{r.label}: {type(e).__name__}: {e}")
             if not isinstance(e, UserError):
                 traceback.print_exc()
-            log(f"error: {failed[-1]} (no row written; going on)", err=True)
+            if len(pending) > 1:  # a lone row's error is raised below, as its one line
+                log(f"error: {failed[-1]} (no row written; going on)", err=True)
             continue
         if a.save_df:
             results.append(a.root, "unlearn", [row])

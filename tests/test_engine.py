@@ -30,7 +30,9 @@ from stages.pipeline import image_feed, load_embeddings, load_original
 CPU = torch.device("cpu")
 METHODS = list_methods()
 # fc runs keep the defaults (200 epochs of a linear head, early stopping); partial runs are shortened.
-SETTING_ARGS = {"fc": ["--no-mia"], "partial": ["--epochs", "4", "--samples_per_class", "100", "--no-mia"]}
+SETTING_ARGS = {"fc": ["--no-mia"], "partial": ["--epochs", "4", "--no-mia"]}
+# Synthetic partial inputs: 100 per class (on real inputs --samples_per_class would subsample them).
+SOURCE_ARGS = {("partial", "synthetic"): ["--samples_per_class", "100"]}
 METHOD_SETTING_ARGS: dict[tuple, list[str]] = {}
 
 
@@ -54,7 +56,7 @@ def original_retain(root) -> float:
 def test_method_forgets_and_keeps_retain(digits_root, method, setting, source):
     key = (method, setting, source)
     row = unlearn(digits_root, "--method", method, "--setting", setting, "--source", source, *SETTING_ARGS[setting],
-                  *METHOD_SETTING_ARGS.get(key, []))
+                  *SOURCE_ARGS.get((setting, source), []), *METHOD_SETTING_ARGS.get(key, []))
     forget, retain = float(row["test_forget_acc"]), float(row["test_retain_acc"])
     base = original_retain(digits_root)
     uses_forget = "forget" in get_method(method).needs or get_method(method).self_forget

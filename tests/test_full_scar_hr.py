@@ -5,6 +5,7 @@ epochs, about 0.87 val accuracy) keeps the whole-network runs cheap; every run g
 from __future__ import annotations
 
 import csv
+import json
 import math
 import pickle
 from pathlib import Path
@@ -34,8 +35,8 @@ def rows(root: Path, kind: str = "unlearn") -> list[dict]:
     return list(csv.DictReader(f.open())) if f.exists() else []
 
 
-def main_in_process(root: Path, *argv: str) -> list[dict]:
-    args = opts.parse_args([*SMALL, "--root", str(root), "--setting", "full", *argv], stage="main")
+def main_in_process(root: Path, *argv: str, defaults: dict | None = None) -> list[dict]:
+    args = opts.parse_args([*SMALL, "--root", str(root), "--setting", "full", *argv], stage="main", defaults=defaults)
     return experiment.main([args], torch.device("cpu"))
 
 
@@ -80,12 +81,13 @@ def test_scar_without_retain_forgets_and_keeps(root8):
 
 def test_load_unlearned_model_and_main_def(root8):
     """--save_model then --load_unlearned_model gives the same metrics without training; main_def.py
-    (SCAR's script name) runs the full setting by default, on the CPU with --cuda -1."""
+    (SCAR's script name) runs the full setting with seed B's defaults, on the CPU with --cuda -1."""
     args = ["--method", "NG", "--forget_class", "1", "--epochs", "1", "--lr", "0.001"]
     p = run_stage("main_def.py", *SMALL, *args, "--save_model", "--save_df", "--run_unlearn", root=root8)
     first = [r for r in rows(root8) if r["method"] == "NG" and r["forget_tag"] == "c1"]
     assert len(first) == 1 and first[0]["setting"] == "full" and first[0]["device"].startswith("cpu"), p.stdout
-    again = main_in_process(root8, *args, "--load_unlearned_model")[0]
+    assert (first[0]["bsize"], json.loads(first[0]["config"])["scheduler"]) == ("1024", [25, 40, "gamma=0.5"])
+    again = main_in_process(root8, *args, "--load_unlearned_model", defaults=opts.SEED_B_MAIN_DEFAULTS)[0]
     assert again["stop_reason"].startswith("loaded")
     for k in ("test_retain_acc", "test_forget_acc", "train_forget_acc"):
         assert float(again[k]) == pytest.approx(float(first[0][k]), abs=1e-6)

@@ -54,10 +54,11 @@ def test_defaults_come_from_the_table():
     a = opts.parse_args(["--dataset", "cifar10"], stage="train")
     assert (a.lr, a.bsize, a.momentum, a.wd, a.label_smoothing, a.stem, a.img_size) == (0.1, 256, 0.0, 5e-5, 0.4,
                                                                                          "imagenet", 32)
-    assert opts.parse_args(["--dataset", "TinyImageNet"], stage="train").scheduler == [25]
+    assert opts.parse_args(["--dataset", "TinyImageNet"], stage="train").scheduler == list(range(25, 300, 25))
+    assert opts.parse_args(["--dataset", "TinyImageNet", "--recipe", "seedB"], stage="train").scheduler == [25]
     assert opts.parse_args(["--dataset", "cifar100", "--model", "ViT"], stage="train").img_size == 224
     assert opts.parse_args(["--model", "swint"], stage="train").img_size == 32
-    m = opts.parse_args(["--dataset", "cifar10", "--method", "SCAR", "--setting", "full"])
+    m = opts.parse_args(["--dataset", "cifar10", "--method", "SCAR", "--setting", "full", "--surrogate_dataset", "noise"])
     assert (m.lr, m.epochs, m.bsize) == (5e-4, 30, 1024)
     assert (opts.parse_args(["--dataset", "cifar10", "--method", "NG", "--setting", "full"]).lr) == 0.01
     # digits overrides, last in line: every method in full, then SCAR's own; a flag still wins

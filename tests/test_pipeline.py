@@ -60,12 +60,13 @@ def test_oracle_forgets_and_keeps_retain(digits_root):
 def test_stages_skip_finished_work(digits_root):
     ck = paths.original_ckpt(digits_root, "digits", "resnet18", 0)
     before = ck.stat().st_mtime_ns
-    out = run_stage("training_original.py", "--n_model", "1", root=digits_root).stdout
+    out = run_stage("training_original.py", "--dataset", "digits", "--n_model", "1", root=digits_root).stdout
     assert "skip" in out and ck.stat().st_mtime_ns == before
-    assert "skip" in run_stage("create_embeddings.py", root=digits_root).stdout
-    assert "skip" in run_stage("training_oracle.py", "--forget_class", str(FORGET_CLASS), root=digits_root).stdout
+    assert "skip" in run_stage("create_embeddings.py", "--dataset", "digits", root=digits_root).stdout
+    assert "skip" in run_stage("training_oracle.py", "--dataset", "digits", "--forget_class", str(FORGET_CLASS),
+                               root=digits_root).stdout
     n = len(rows(digits_root, "original"))
-    run_stage("test_originalmodel_singleclass.py", root=digits_root)
+    run_stage("test_originalmodel_singleclass.py", "--dataset", "digits", root=digits_root)
     assert len(rows(digits_root, "original")) == n
 
 
@@ -80,14 +81,14 @@ def test_missing_input_names_the_stage_to_run(tmp_path):
 
 
 def test_multiclass_baseline(digits_root):
-    run_stage("test_originalmodel_multiclass.py", "--num_forget_classes", "3", root=digits_root)
+    run_stage("test_originalmodel_multiclass.py", "--dataset", "digits", "--num_forget_classes", "3", root=digits_root)
     (r,) = [r for r in rows(digits_root, "original") if r["forget_tag"] == "multi3"]
     assert r["forget_mode"] == "multi" and len(r["forget_classes"].split()) == 3
     assert 0.8 < float(r["test_forget_acc"]) <= 1.0
 
 
 def test_seed_quickstart_name_runs_both_baselines(digits_root):
-    out = run_stage("test_originalmodel.py", root=digits_root).stdout  # seed A's README calls this name
+    out = run_stage("test_originalmodel.py", "--dataset", "digits", root=digits_root).stdout  # seed A's README's name
     assert "skip: original m0 c3" in out
     tags = {r["forget_tag"] for r in rows(digits_root, "original")}
     assert {"multi2", "multi5"} <= tags
@@ -99,7 +100,8 @@ def test_oracle_row_restored_without_retraining(digits_root, tmp_path):
     before, mtime = rows(digits_root, "oracle"), ck.stat().st_mtime_ns
     csv_file.rename(tmp_path / "oracle.csv")
     try:
-        out = run_stage("training_oracle.py", "--forget_class", str(FORGET_CLASS), root=digits_root).stdout
+        out = run_stage("training_oracle.py", "--dataset", "digits", "--forget_class", str(FORGET_CLASS),
+                        root=digits_root).stdout
         assert "evaluating it" in out and ck.stat().st_mtime_ns == mtime
         (again,) = rows(digits_root, "oracle")
         assert again["run_id"] == before[-1]["run_id"] and again["test_retain_acc"] == before[-1]["test_retain_acc"]
