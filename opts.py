@@ -234,6 +234,8 @@ def parse_runs(argv: list[str] | None = None, stage: str = "main", defaults: dic
     With --rows_file, the runs are those of the file's lines (each a main.py command line)."""
     assert stage in STAGES, stage
     p = get_parser()
+    if stage == "collect":  # a filter left unset keeps every value, not the unlearning stage's default
+        p.set_defaults(**dict.fromkeys(COLLECT_FILTERS))
     p.set_defaults(**(defaults or {}))
     raw = p.parse_args(argv)
     if stage == "collect":
