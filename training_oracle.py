@@ -72,7 +72,7 @@ def write_rows(args, n: int, fs: ForgetSet, net, config: dict, seed: int, summar
         orig = load_original(args, n).to(dev).eval()
         orig_reps, orig_out = network_reps(orig, image_feeds(args, dev, EVAL_SPLITS), args.num_classes)
         a_or = original_accuracy(orig_out, fs)
-        cka_original = cka(reps, orig_reps, fs) if args.cka else None
+        cka_original = cka(reps, orig_reps, fs) if args.cka and fs.mode == "CR" else None
     except Exception as e:  # no original yet: the oracle row is still useful, AUS and CKA are not
         print(f"note: no original m{n} to measure A_or ({e}); AUS and cka_original left empty")
         a_or, cka_original = float("nan"), None

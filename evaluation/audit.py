@@ -182,7 +182,9 @@ class Audit:
         return self._once(("oracle_forget_test", fs.tag), make)
 
     def oracle_cka_to_original(self, fs: ForgetSet) -> float | None:
-        net = self.oracle_net(fs)
+        """CKA of the Original's and the Oracle's features on the forget-class test images (None without
+        an Oracle, or in HR, where no test sample is forgotten)."""
+        net = self.oracle_net(fs) if fs.mode == "CR" else None
         if net is None:
             return None
         return self._once(("cka_oracle_original", fs.tag), lambda: rep.linear_cka(
@@ -213,6 +215,7 @@ class Audit:
         """Every representation column of an unlearning row, with the seconds each took; the group's
         shared work (Original, Oracle) is timed apart as `time_reference_s` (about 0 once cached)."""
         t0 = time.perf_counter()
+        cka_on = cka_on and fs.mode == "CR"  # CKA on forget-class test samples: HR has none
         cols = self.references(fs, probe, relearn)
         if cka_on:
             self.oracle_cka_to_original(fs)
