@@ -224,6 +224,14 @@ def get_parser(stage: str | None = None) -> Parser:
     g.add_argument("--save_df", action=B, default=True, help="append result rows to the CSVs under <root>/results")
     g.add_argument("--push_results", action="store_true", help="seed B: push to Google Docs (not supported offline; ignored)")
     g.add_argument("--mia", action=B, default=True, help="compute the membership-inference metrics")
+    g.add_argument("--probe", action=B, default=True,
+                   help="linear-probe recovery: a linear classifier fitted on the model's features of the val split "
+                        "(every class), its test forget/retain accuracy")
+    g.add_argument("--cka", action=B, default=True,
+                   help="linear CKA of the model's features to the Original's and the Oracle's (forget-class test samples)")
+    g.add_argument("--relearn", action=B, default=True,
+                   help="main.py: few-shot relearning attack (1 and 10 real train samples per class, 20 SGD steps on "
+                        "the setting's trainable part), test forget accuracy after it, the Oracle's beside it")
     g.add_argument("--rows_file", default=None, metavar="FILE",
                    help="main.py: run the rows of FILE in this process, one 'python main.py ...' command a line "
                         "(sweep.py writes such files); inputs shared by rows are loaded once")

@@ -16,11 +16,11 @@ import time
 
 import opts
 from core import paths
-from core.feeds import predict
 from core.runtime import device_name, get_device, run_stage, seed_everything, set_threads
 from data import make_dataset
 from data.forget import ForgetSet
 from engine.training import init_distributed, load_net, train_classifier
+from evaluation.audit import EVAL_SPLITS, cka, network_reps, reference_columns
 from evaluation.columns import original_accuracy, row_metrics
 from reporting import results
 from stages.config import command, forget_config, model_nums
@@ -39,9 +39,8 @@ from stages.pipeline import (
 SCRIPT = "training_oracle.py"
 
 
-def oracle_outputs(net, args, device) -> dict:
-    return {s: (predict(net, f), f.targets) for s in ("train", "val", "test")
-            for f in [image_feed(args, s, device)]}
+def image_feeds(args, device, splits=("train", "val", "test")) -> dict:
+    return {s: image_feed(args, s, device) for s in splits}
 
 
 def train_oracle(args, n: int, fs: ForgetSet, device) -> None:
@@ -81,14 +80,17 @@ def write_rows(args, n: int, fs: ForgetSet, net, config: dict, seed: int, summar
     """The Oracle's metrics row (oracle.csv) and its training row (training.csv)."""
     ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
     net = net.to(dev).eval()
-    outputs = oracle_outputs(net, args, dev)
+    reps, outputs = network_reps(net, image_feeds(args, dev), args.num_classes)
     try:
-        orig = load_original(args, n).to(dev)
-        a_or = original_accuracy({"test": (predict(orig, image_feed(args, "test", dev)), outputs["test"][1])}, fs)
-    except Exception as e:  # no original yet: the oracle row is still useful, AUS is not
-        print(f"note: no original m{n} to measure A_or ({e}); AUS left empty")
-        a_or = float("nan")
+        orig = load_original(args, n).to(dev).eval()
+        orig_reps, orig_out = network_reps(orig, image_feeds(args, dev, EVAL_SPLITS), args.num_classes)
+        a_or = original_accuracy(orig_out, fs)
+        cka_original = cka(reps, orig_reps, fs) if args.cka and fs.mode == "CR" else None
+    except Exception as e:  # no original yet: the oracle row is still useful, AUS and CKA are not
+        print(f"note: no original m{n} to measure A_or ({e}); AUS and cka_original left empty")
+        a_or, cka_original = float("nan"), None
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
+    m.update(reference_columns(reps, fs, args.probe, args.cka, cka_original=cka_original, cka_oracle=1.0))
     row = results.make_row("oracle", config, command(args, SCRIPT, config), m, forget_tag=fs.tag,
                            forget_classes=list(fs.classes), seed=seed, best_epoch=summary["best_epoch"],
                            epochs_run=summary["epochs_run"], time_total_s=time.time() - t0,

@@ -30,6 +30,9 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "SCAR": {},
     "SCAR_self": {},
     "DELETE": dict(scheduler=["cosine"]),
+    # CMF align: weight of the class-mean terms that move the features (retain: nearest-class-mean CE;
+    # forget: squared distance to the target class's mean, in units of the class spread)
+    "CMF": dict(align=1.0),
 }
 # Seed B's SCAR recipe (Adam, lr 5e-4, 30 epochs, batch 1024) is for the whole network on images;
 # on a tail, SCAR takes the setting's defaults like every other method (seed A's job scripts).

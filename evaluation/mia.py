@@ -16,7 +16,9 @@ finite. The protocols and the direction of "better" are in README § Metrics and
        true-class confidence, fitted on retain-train (members) vs test (non-members), balanced;
        applied to the forget set: the fraction predicted non-member.
     c. loss_attack: logistic regression on the per-sample loss, forget vs test, balanced: 5-fold
-       cross-validated accuracy.
+       cross-validated accuracy; `indiscernibility` turns that accuracy into Deep Unlearn's score.
+    d. auc: the ROC AUC of the loss-threshold attack (members have the lower loss), forget-train vs
+       held-out forget samples and retain-train vs retain-test: no fitting, every sample used.
 """
 
 from __future__ import annotations
@@ -137,8 +139,42 @@ def loss_attack(forget: torch.Tensor, non_members: torch.Tensor, seed: int = SEE
         return float(cross_val_score(clf, x, y, cv=cv, scoring="accuracy").mean())
 
 
+def auc(members: torch.Tensor, non_members: torch.Tensor) -> float:
+    """ROC AUC of the threshold attack that calls a sample a member when its loss is low: the chance
+    that a random member has a lower loss than a random non-member (ties count half). 0.5: the two
+    groups look alike; 1: every member is told apart; below 0.5: members look *less* seen than unseen
+    samples (a leak too, e.g. after gradient ascent on them). All samples are used (no subsampling)."""
+    from sklearn.metrics import roc_auc_score
+
+    a, b = to_numpy(members)[:, 0], to_numpy(non_members)[:, 0]
+    if not _ok(a, b):
+        return NAN
+    y = np.concatenate([np.ones(len(a), dtype=int), np.zeros(len(b), dtype=int)])
+    return float(roc_auc_score(y, -np.concatenate([a, b])))
+
+
+def indiscernibility(attack_accuracy: float) -> float:
+    """Deep Unlearn's indiscernibility 1 − |acc − 0.5| / 0.5 of a balanced attack's accuracy: 1 when the
+    attack is at chance, 0 when it is always right (or always wrong)."""
+    return 1.0 - abs(attack_accuracy - 0.5) / 0.5
+
+
+def auc_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str) -> dict:
+    """Attack c (`mia_loss`), the attack-AUC columns and the indiscernibility, without the SVC attacks
+    (a, b): what the Oracle's reference columns need. Groups as in `attack_columns`."""
+    lo_tr, y_tr, fm_tr = outputs["train"]
+    lo_te, y_te, fm_te = outputs["test"]
+    test_forget = fm_te if mode == "CR" else torch.ones_like(fm_te)
+    test_retain = ~fm_te
+    l_tr, l_te = loss(lo_tr, y_tr), loss(lo_te, y_te)
+    la = loss_attack(l_tr[fm_tr], l_te[test_forget])
+    return {"mia_loss": la, "mia_auc_forget": auc(l_tr[fm_tr], l_te[test_forget]),
+            "mia_auc_retain": auc(l_tr[~fm_tr], l_te[test_retain]), "mia_indisc": indiscernibility(la)}
+
+
 def attack_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str) -> dict:
-    """`outputs[split] = (logits, labels, forget_mask)` (train and test) -> the four MIA columns.
+    """`outputs[split] = (logits, labels, forget_mask)` (train and test) -> the MIA columns: the four of
+    attacks a-c, the two attack AUCs and the indiscernibility (see `auc_columns`).
 
     Groups: CR: forget = forget-class train samples, their non-members the forget-class test
     samples (attacks a, c); MIA-efficacy's members are retain-train, non-members retain-test. HR:
@@ -147,9 +183,11 @@ def attack_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Te
     lo_te, y_te, fm_te = outputs["test"]
     test_forget = fm_te if mode == "CR" else torch.ones_like(fm_te)
     test_retain = ~fm_te  # HR: the test split has no forget part, so this is all of test
+    if not bool(fm_tr.any()):  # nothing was forgotten: no attack has a question to answer
+        return dict.fromkeys(("mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss", "mia_auc_forget",
+                              "mia_auc_retain", "mia_indisc"), NAN)
     svc, chance = svc_softmax(softmax(lo_tr[fm_tr]), softmax(lo_te[test_forget]))
     eff = efficacy(confidence(lo_tr[~fm_tr], y_tr[~fm_tr]), confidence(lo_te[test_retain], y_te[test_retain]),
                    confidence(lo_tr[fm_tr], y_tr[fm_tr]))
-    la = loss_attack(loss(lo_tr[fm_tr], y_tr[fm_tr]), loss(lo_te[test_forget], y_te[test_forget]))
-    return {"mia_svc": svc, "mia_svc_chance": chance, "mia_efficacy": eff, "mia_loss": la}
-
+    rest = auc_columns(outputs, mode)
+    return {"mia_svc": svc, "mia_svc_chance": chance, "mia_efficacy": eff, "mia_loss": rest.pop("mia_loss"), **rest}

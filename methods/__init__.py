@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from methods.base import Method
 
 _METHODS: dict[str, type[Method]] = {}
-MODULES = ("ft", "ng", "ngftw", "rl", "scar", "bs", "be", "scrub", "delete")
+MODULES = ("ft", "ng", "ngftw", "rl", "scar", "bs", "be", "scrub", "delete", "cmf")
 
 
 def _load() -> None:

@@ -5,7 +5,10 @@
 - `..._per_class_<tag>.png`: per-class test accuracy of the original vs each method's unlearned model
   on one forget set (the first with an Oracle, else the first), from the rows' `test_class_acc`;
 - `..._time.png`: unlearning wall time per method × source on a log axis, the Oracle's retraining
-  time as a reference line.
+  time as a reference line;
+- `..._repr.png` (class removal): per method × source, the test forget accuracy of its outputs, of a
+  linear probe on its features and after the 10-shot relearning attack, the Original's and the
+  Oracle's as reference lines (dotted, dashed).
 """
 
 from __future__ import annotations
@@ -143,13 +146,45 @@ def times(t: Table, ds: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+REPR_BARS = (("test_forget_acc", "output", "#d62728"), ("probe_forget_acc", "linear probe", "#9467bd"),
+             ("relearn_k10_forget_acc", "relearned (k=10)", "#ff7f0e"))
+
+
+def representation(t: Table, ds: str, path: Path) -> Path | None:
+    """Does the class come back? Output, probe and relearned forget accuracy per method (CR only)."""
+    if t.mode != "CR":
+        return None
+    lines = [ln for ln in t.lines if ln.method not in (ORIGINAL, ORACLE) and ln.n.get(ds)]
+    have = [c for c, _, _ in REPR_BARS[1:] if any(math.isfinite(_mean_std(ln, ds, c)[0]) for ln in t.lines)]
+    if not lines or not have:
+        return None
+    x = np.arange(len(lines))
+    w = 0.8 / len(REPR_BARS)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(lines) + 2), 3.6))
+    for i, (col, name, colour) in enumerate(REPR_BARS):
+        ms = np.array([_mean_std(ln, ds, col) for ln in lines])
+        ax.bar(x + (i - 1) * w, ms[:, 0], w, yerr=ms[:, 1], color=colour, label=name, capsize=2)
+        for ref, style in ((ORIGINAL, ":"), (ORACLE, "--")):
+            ln = next((r for r in t.lines if r.method == ref and r.n.get(ds)), None)
+            m = _mean_std(ln, ds, col)[0] if ln is not None else math.nan
+            if math.isfinite(m):
+                ax.axhline(m, color=colour, ls=style, lw=1, label=f"{ref}: {name}")
+    ax.set_xticks(x, [_label(ln) for ln in lines], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test forget accuracy")
+    ax.set_title(f"{ds} {t.model} {t.setting} {t.scenario}: does the forget class come back?", fontsize=9)
+    ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    return _save(fig, path)
+
+
 def draw(t: Table, root: str) -> list[Path]:
     """Every figure of a table, per data set; returns the files written."""
     out = []
     for ds in t.datasets:
         stem = "_".join([ds, t.model] + ([t.setting] if t.setting else []) + [t.scenario])
         out += [bars(t, ds, paths.plot_file(root, f"{stem}_bars")), per_class(t, ds, root, stem),
-                times(t, ds, paths.plot_file(root, f"{stem}_time"))]
+                times(t, ds, paths.plot_file(root, f"{stem}_time")),
+                representation(t, ds, paths.plot_file(root, f"{stem}_repr"))]
     return [p for p in out if p is not None]
 
 

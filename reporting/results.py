@@ -19,6 +19,18 @@ from core import paths
 from core.runtime import git_commit, versions
 from core.storage import append_rows, check_schema, read_rows
 
+# Representation-level evaluation and the attack AUCs (README § Metrics): the row's own model, then the
+# Original's and the Oracle's values for the same forget set (and setting), then the seconds they took.
+REPR_COLUMNS = [
+    "mia_auc_forget", "mia_auc_retain", "mia_indisc",
+    "probe_forget_acc", "probe_retain_acc", "probe_cut_forget_acc", "probe_cut_retain_acc",
+    "cka_original", "cka_oracle", "relearn_k1_forget_acc", "relearn_k10_forget_acc", "relearn_setup",
+    "original_probe_forget_acc", "original_probe_cut_forget_acc",
+    "oracle_probe_forget_acc", "oracle_probe_cut_forget_acc", "oracle_cka_original",
+    "oracle_relearn_k1_forget_acc", "oracle_relearn_k10_forget_acc",
+    "oracle_mia_auc_forget", "oracle_mia_auc_retain", "oracle_mia_indisc",
+    "time_probe_s", "time_cka_s", "time_relearn_s", "time_reference_s",
+]
 COLUMNS = [
     "run_id", "timestamp", "kind", "run_name", "dataset", "model", "model_num", "seed", "mode", "forget_mode",
     "forget_tag", "forget_classes", "setting", "source", "method", "noise_type", "samples_per_class", "lr",
@@ -28,7 +40,9 @@ COLUMNS = [
     "mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss",
     "oracle_test_retain_acc", "oracle_test_forget_acc", "oracle_train_forget_acc",
     "oracle_mia_efficacy", "oracle_aus", "gap_oracle",
-    "time_unlearn_s", "time_mia_s", "time_total_s", "test_class_acc", "device", "git_commit", "versions", "config", "command",
+    "time_unlearn_s", "time_mia_s", "time_total_s",
+    *REPR_COLUMNS,
+    "test_class_acc", "device", "git_commit", "versions", "config", "command",
     "oracle_status",
 ]
 TRAIN_COLUMNS = [

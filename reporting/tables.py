@@ -39,12 +39,38 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
            ("mia_efficacy", "MIA-eff", ""), ("gap_oracle", "Gap", "-"),
            ("time_unlearn_s", "Time s", "-")],
 }
-EXTRA = ["mia_svc", "mia_svc_chance", "mia_loss", "time_mia_s", "time_total_s"]  # CSV table only
+# The representation table (printed below the main one): does the forget class stay in the features?
+# Output forget accuracy beside the probe's, CKA, relearning and the attack AUCs; the probe of the cut
+# only where the setting has one (partial, full).
+REPR_METRICS: list[tuple[str, str, str]] = [
+    ("test_forget_acc", "A_f test", "-"), ("probe_forget_acc", "Probe A_f", ""),
+    ("probe_cut_forget_acc", "Probe-cut A_f", ""), ("probe_retain_acc", "Probe A_r", "+"),
+    ("cka_original", "CKA→Orig", ""), ("cka_oracle", "CKA→Oracle", "+"),
+    ("relearn_k1_forget_acc", "Relearn k1 A_f", ""), ("relearn_k10_forget_acc", "Relearn k10 A_f", ""),
+    ("mia_auc_forget", "AUC forget", ""), ("mia_auc_retain", "AUC retain", ""), ("mia_indisc", "Indisc", "+"),
+]
+REPR_TIMES = ["time_probe_s", "time_cka_s", "time_relearn_s", "time_reference_s"]
+EXTRA = (["mia_svc", "mia_svc_chance", "mia_loss", "time_mia_s", "time_total_s"]
+         + [c for c, _, _ in REPR_METRICS if c != "test_forget_acc"] + REPR_TIMES)  # CSV table only
 NUMERIC = ["lr", "val_aus", "aus", "a_or", "train_retain_acc", "train_forget_acc", "val_retain_acc", "val_forget_acc",
            "test_retain_acc", "test_forget_acc", "mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss",
-           "gap_oracle", "time_unlearn_s", "time_mia_s", "time_total_s"]
-UNSCALED = {"aus", "time_unlearn_s", "time_mia_s", "time_total_s"}  # everything else is a fraction, shown in %
-REPEAT_KEYS = {"forget_tag", "forget_class", "model_num", "hr_seed", "seed", "mia"}
+           "gap_oracle", "time_unlearn_s", "time_mia_s", "time_total_s"] + \
+          [c for c in results.REPR_COLUMNS if c != "relearn_setup"]
+UNSCALED = {"aus", "time_unlearn_s", "time_mia_s", "time_total_s", *REPR_TIMES,  # everything else: a fraction, in %
+            "cka_original", "cka_oracle", "mia_auc_forget", "mia_auc_retain", "mia_indisc"}
+THREE_DIGITS = {"aus", "cka_original", "cka_oracle", "mia_auc_forget", "mia_auc_retain", "mia_indisc"}
+REPEAT_KEYS = {"forget_tag", "forget_class", "model_num", "hr_seed", "seed", "mia", "probe", "cka", "relearn"}
+# The Original's and the Oracle's lines take these columns from the copies every unlearning row carries
+# (computed once per forget set in the rows' own setting: the Oracle's relearning attack trains the same
+# part as the methods'), and fall back to their own rows' values.
+REFERENCE_COPIES: dict[str, dict[str, str]] = {
+    "Original": {"probe_forget_acc": "original_probe_forget_acc", "probe_cut_forget_acc": "original_probe_cut_forget_acc",
+                 "cka_oracle": "oracle_cka_original"},
+    "Oracle": {"probe_forget_acc": "oracle_probe_forget_acc", "probe_cut_forget_acc": "oracle_probe_cut_forget_acc",
+               "cka_original": "oracle_cka_original", "relearn_k1_forget_acc": "oracle_relearn_k1_forget_acc",
+               "relearn_k10_forget_acc": "oracle_relearn_k10_forget_acc", "mia_auc_forget": "oracle_mia_auc_forget",
+               "mia_auc_retain": "oracle_mia_auc_retain", "mia_indisc": "oracle_mia_indisc"},
+}
 ORIGINAL, ORACLE = "Original", "Oracle"
 
 
@@ -217,6 +243,14 @@ class Table:
     def metrics(self) -> list[tuple[str, str, str]]:
         return METRICS[self.mode]
 
+    @property
+    def repr_metrics(self) -> list[tuple[str, str, str]]:
+        """The representation table's columns that some line fills (the probe of the cut: partial/full)."""
+        cols = [m for m in REPR_METRICS if self.setting != "fc" or m[0] != "probe_cut_forget_acc"]
+        if self.mode != "CR":
+            cols = [m for m in cols if m[0] != "test_forget_acc"]
+        return [m for m in cols if any(ln.stats.get((ds, m[0]), (0, 0, 0))[2] for ln in self.lines for ds in self.datasets)]
+
 
 def _stats(g: pd.DataFrame, col: str) -> tuple[float, float, int]:
     v = g[col].dropna().to_numpy(dtype=float)
@@ -226,7 +260,9 @@ def _stats(g: pd.DataFrame, col: str) -> tuple[float, float, int]:
 
 
 def _line(method: str, source: str, needs: tuple[str, str], g: pd.DataFrame, datasets: list[str], cols: list[str],
-          real_data: str = "") -> Line:
+          copies: pd.DataFrame | None = None, real_data: str = "") -> Line:
+    """One line's cells; for the Original and the Oracle, `copies` are the table's unlearning rows, whose
+    `original_*`/`oracle_*` columns (REFERENCE_COPIES) fill the line, once per (original, forget set)."""
     line = Line(method, source, *needs, real_data=real_data)
     for ds in datasets:
         d = g[g["dataset"] == ds]
@@ -235,6 +271,14 @@ def _line(method: str, source: str, needs: tuple[str, str], g: pd.DataFrame, dat
             line.lr[ds] = float(d["lr"].iloc[0])
         for c in cols:
             line.stats[(ds, c)] = _stats(d, c)
+        if copies is None:
+            continue
+        cp = copies[copies["dataset"] == ds]
+        for c, src in REFERENCE_COPIES.get(method, {}).items():
+            if c in cols:
+                per_set = cp.dropna(subset=[src]).drop_duplicates(subset=["model_num", "forget_tag"])
+                if len(per_set):
+                    line.stats[(ds, c)] = _stats(per_set, src)
     return line
 
 
@@ -265,10 +309,10 @@ def build(df: pd.DataFrame) -> list[Table]:
         part = pd.concat([u, orig, orac])
         datasets = sorted(part["dataset"].unique())
         mode = str(part["mode"].iloc[0])
-        cols = [c for c, _, _ in METRICS[mode]] + EXTRA
+        cols = list(dict.fromkeys([c for c, _, _ in METRICS[mode]] + EXTRA))
         lines = []
         if len(orig):
-            lines.append(_line(ORIGINAL, "", ("–", "–"), orig, datasets, cols))
+            lines.append(_line(ORIGINAL, "", ("–", "–"), orig, datasets, cols, u))
         if len(u):
             groups = sorted(u.groupby(["method", "source_label"]).groups,
                             key=lambda k: (order.get(k[0], len(order)), k[0], k[1] != "real", k[1]))
@@ -282,9 +326,9 @@ def build(df: pd.DataFrame) -> list[Table]:
                     cfg = json.loads(r0["config"] or "{}")
                     needs = real_data_needs(method, setting, r0["source"], cfg.get("surrogate_dataset"),
                                             cfg.get("scar_stats"))
-                lines.append(_line(method, src, tuple(map(_mark, needs)), g, datasets, cols, used))
+                lines.append(_line(method, src, tuple(map(_mark, needs)), g, datasets, cols, real_data=used))
         if len(orac):
-            lines.append(_line(ORACLE, "retrain", (_mark(True), _mark(False)), orac, datasets, cols))
+            lines.append(_line(ORACLE, "retrain", (_mark(True), _mark(False)), orac, datasets, cols, u))
         name = "_".join(["+".join(datasets), model] + ([setting] if setting else []) + [scen])
         tables.append(Table(name, model, setting, scen, mode, datasets, lines, part))
     return tables
@@ -295,7 +339,7 @@ def build(df: pd.DataFrame) -> list[Table]:
 def fmt_cell(col: str, mean: float, std: float, n: int, pm: str = " ± ") -> str:
     if n == 0 or not math.isfinite(mean):
         return "–"
-    scale, digits = (1.0, 3 if col == "aus" else 2) if col in UNSCALED else (100.0, 2)
+    scale, digits = (1.0, 3 if col in THREE_DIGITS else 2) if col in UNSCALED else (100.0, 2)
     s = f"{mean * scale:.{digits}f}"
     return s + (f"{pm}{std * scale:.{digits}f}" if math.isfinite(std) else "")
 
@@ -321,6 +365,23 @@ def to_markdown(t: Table) -> str:
             cells.append(_lr(ln, ds))
             cells += [fmt_cell(c, *ln.stats[(ds, c)]) for c, _, _ in t.metrics]
             cells.append(str(ln.n.get(ds, 0)))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n" + _repr_markdown(t)
+
+
+def _repr_markdown(t: Table) -> str:
+    """The representation table: the same lines, the columns of REPR_METRICS that some line fills."""
+    metrics = t.repr_metrics
+    if not any(c != "test_forget_acc" for c, _, _ in metrics):
+        return ""
+    head = ["Method", "Source"] + [f"{ds} {h}{_arrow(d)}" for ds in t.datasets for _, h, d in metrics]
+    note = ("; fc: every method's head reads the Original's features (the cached embeddings), so their probe "
+            "is the Original's, not refit, and their CKA to it is 1 by construction" if t.setting == "fc" else "")
+    out = ["", f"**{t.model}, {t.setting}, {t.scenario}: representations** (probe, relearn accuracies in %; "
+           f"CKA, attack AUC (0.5 = chance) and indiscernibility in [0, 1]; the Oracle's relearning is the same "
+           f"attack on the Oracle{note})", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for ln in t.lines:
+        cells = [ln.method, ln.source] + [fmt_cell(c, *ln.stats[(ds, c)]) for ds in t.datasets for c, _, _ in metrics]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 

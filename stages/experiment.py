@@ -25,9 +25,11 @@ from core.runtime import Diverged, RunFailed, UserError, device_name, progress, 
 from core.storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from data import per_class_sample
 from data.forget import ForgetSet
+from engine import hparams
 from engine.embeddings import fingerprint
 from engine.synthetic import synthesize
 from engine.unlearn import run
+from evaluation.audit import Audit
 from evaluation.columns import original_accuracy, row_metrics
 from evaluation.metrics import accuracy, add_aus, aus, gap_to_oracle
 from methods import get_method, real_data_needs
@@ -115,6 +117,10 @@ class Group:
         self.original = {s: (predict(teacher, f), f.targets) for s, f in self.evals.items()}
         self._synthetic: dict[tuple, tuple[dict, dict]] = {}
         self.oracle_rows = read_rows(paths.results_csv(args.root, "oracle"))
+        # representation metrics: the Original's and each Oracle's parts computed once, on first use
+        images = (lambda s: self.evals[s]) if args.setting == "full" else (lambda s: image_feed(args, s, device))
+        self.audit = Audit(args.setting, args.num_classes, self.net, self.evals, images,
+                           lambda fs: load_oracle(args, n, fs, device), relearn_lr(args))
 
     def inputs(self, args: argparse.Namespace) -> Inputs:
         """The inputs of one run: its training source (real train inputs, at most --samples_per_class of
@@ -133,6 +139,25 @@ class Group:
             self._synthetic[key] = load_synthetic(args, self.n, self.net, self.device)
         sets, report = self._synthetic[key]
         return Inputs(self.net, self.evals, sets["train"], self.original, sets["val"], report)
+
+
+def relearn_lr(args: argparse.Namespace) -> float:
+    """The relearning attack's learning rate: the setting's default unlearning lr on this data set (one
+    value for every method and the Oracle, whatever lr a run used)."""
+    return hparams.unlearn_defaults("", args.setting, args.dataset)["lr"]
+
+
+def load_oracle(args: argparse.Namespace, n: int, fs: ForgetSet, device: torch.device) -> CutNet:
+    """The Oracle of forget set `fs` for original m<n> (UserError naming the stage to run when missing)."""
+    from engine.training import load_net
+    from stages.pipeline import net_meta
+    ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
+    what = (f"--mode HR --hr_samples {args.hr_samples} --hr_seed {fs.seed}" if fs.mode == "HR" else
+            f"--forget_class {fs.classes[0]}" if args.forget_mode == "single" else
+            f"--forget_mode multi --num_forget_classes {len(fs.classes)}")
+    hint = f"run python training_oracle.py --dataset {args.dataset} --model {args.model} {what} first"
+    oracle, _ = load_net(ckpt, net_meta(args, fs.tag), missing_hint=hint)
+    return oracle.to(device).eval()
 
 
 def streams(args: argparse.Namespace, inp: Inputs, fs: ForgetSet, method_cls, device: torch.device) -> dict[str, Feed]:
@@ -222,9 +247,14 @@ def oracle_columns(args: argparse.Namespace, n: int, fs: ForgetSet, row: dict, o
     if o is None:
         return {"oracle_status": f"missing: no row for {args.dataset} {args.model} m{n} {fs.tag} at {args.img_size} px "
                                  f"in results/oracle.csv"}
-    return {"oracle_test_retain_acc": o["test_retain_acc"], "oracle_test_forget_acc": o["test_forget_acc"],
+    cols = {"oracle_test_retain_acc": o["test_retain_acc"], "oracle_test_forget_acc": o["test_forget_acc"],
             "oracle_train_forget_acc": o["train_forget_acc"], "oracle_mia_efficacy": o["mia_efficacy"],
             "oracle_aus": o["aus"], "gap_oracle": gap_to_oracle(row, o, fs.mode), "oracle_status": "found"}
+    for on, keys in ((args.probe, ("probe_forget_acc", "probe_cut_forget_acc")), (args.cka, ("cka_original",)),
+                     (args.mia, ("mia_auc_forget", "mia_auc_retain", "mia_indisc"))):
+        if on:  # the Oracle's own values (setting-independent), when its row has them
+            cols.update({f"oracle_{k}": o.get(k, "") for k in keys})
+    return cols
 
 
 def method_hparams(args: argparse.Namespace) -> SimpleNamespace:
@@ -309,6 +339,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
     outputs = {s: (predict(tail, inp.evals[s]), inp.original[s][1]) for s in ("train", "val", "test")}
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
     add_aus(m, fs.mode, a_or_val, split="val")  # the selection criterion of the reported model
+    m.update(group.audit.unlearn_columns(tail, fs, args.probe, args.cka, args.relearn))
     m.update(oracle_columns(args, n, fs, m, group.oracle_rows))
     select = args.select + (" (seed's test-split selection)" if args.select == "test_aus" else "")
     return results.make_row("unlearn", cfg, command(args, SCRIPT, cfg), m, forget_tag=fs.tag, forget_classes=list(fs.classes),
@@ -321,7 +352,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
 
 # Options that change an unlearning run but not the evaluation of the original or the Oracle.
 NOT_REFERENCE_KEYS = UNLEARN_KEYS | {"lr", "epochs", "bsize", "momentum", "wd", "scheduler", "patience",
-                                          "label_smoothing"}
+                                          "label_smoothing", "relearn"}
 
 
 def reference_config(args: argparse.Namespace, n: int, fs: ForgetSet, which: str) -> dict:
@@ -343,19 +374,10 @@ def reference_row(args: argparse.Namespace, n: int, fs: ForgetSet, which: str, g
     a_or = original_accuracy(group.original, fs)
     if which == "original":
         outputs = group.original
-    else:
-        from engine.training import load_net
-        from stages.pipeline import net_meta
-        ckpt = paths.oracle_ckpt(args.root, args.dataset, args.model, fs.tag, n)
-        what = (f"--mode HR --hr_samples {args.hr_samples} --hr_seed {fs.seed}" if fs.mode == "HR" else
-                f"--forget_class {fs.classes[0]}" if args.forget_mode == "single" else
-                f"--forget_mode multi --num_forget_classes {len(fs.classes)}")
-        hint = f"run python training_oracle.py --dataset {args.dataset} --model {args.model} {what} first"
-        oracle, _ = load_net(ckpt, net_meta(args, fs.tag), missing_hint=hint)
-        oracle.to(device).eval()
-        outputs = {s: (predict(oracle, f), f.targets) for s in ("train", "val", "test")
-                   for f in [image_feed(args, s, device)]}
+    else:  # the Oracle on images, evaluated once per group (its representations too)
+        outputs = group.audit.oracle_evaluation(fs)[1]
     m = row_metrics(outputs, fs, a_or, mia=args.mia)
+    m.update(group.audit.reference_row_columns(which, fs, args.probe, args.cka))
     cfg = reference_config(args, n, fs, which)
     row = results.make_row(which, cfg, command(args, SCRIPT, cfg), m, forget_tag=fs.tag, forget_classes=list(fs.classes),
                            setting=args.setting if which == "original" else "full", method=which,
