@@ -14,7 +14,7 @@ from core import paths
 from data import get_info, list_datasets
 from engine import hparams
 from methods import get_method, list_methods
-from models import list_models, model_family
+from models import TIMM, list_models, model_error, model_family
 
 STAGES = ("train", "oracle", "embed", "baseline", "main", "sample", "collect")
 # collect_results.py: these options filter the result rows (unset = every value)
@@ -57,6 +57,14 @@ def _float_min(lo: float, strict: bool = False):
     return conv
 
 
+def model_name(s: str) -> str:
+    """--model: a registered backbone or timm:<any timm model>, else one line with the choices."""
+    err = model_error(s)
+    if err:
+        raise argparse.ArgumentTypeError(err)
+    return s
+
+
 def _hp(s: str) -> tuple[str, str]:
     if "=" not in s:
         raise argparse.ArgumentTypeError(f"{s!r} is not KEY=VALUE")
@@ -73,7 +81,9 @@ def get_parser() -> Parser:
     g.add_argument("--root", default=None, help="runs tree root (default: $UNLEARN_ROOT or ./runs)")
     g.add_argument("--data_root", default=None, help="where CIFAR/TinyImageNet live (default: $UNLEARN_DATA or ./datasets)")
     g.add_argument("--dataset", default="digits", choices=list_datasets(), help="data set")
-    g.add_argument("--model", default="resnet18", choices=list_models(), help="backbone")
+    g.add_argument("--model", default="resnet18", type=model_name, metavar="MODEL",
+                   help=f"backbone: {', '.join(list_models())}, or {TIMM}<name> for any timm model "
+                        f"(e.g. {TIMM}convnext_atto)")
     g.add_argument("--n_model", type=_int_min(1), default=1, help="number of originals (m0..m<n-1>)")
     g.add_argument("--model_num", type=_int_min(0), default=None,
                    help="only this original (0-based); default: all of 0..n_model-1")
@@ -82,7 +92,7 @@ def get_parser() -> Parser:
                    help="CUDA device index; -1 = CPU; unset = cuda:0 if present, else CPU")
     g.add_argument("--num_workers", type=_int_min(0), default=None, help="DataLoader workers (default per dataset)")
     g.add_argument("--img_size", type=_int_min(4), default=None,
-                   help="input resolution (default: data set's own for ResNets, 224 for ViT/Swin, 32 on digits)")
+                   help="input resolution (default: data set's own for ResNets, 224 for ViT/Swin/timm models, 32 on digits)")
     g.add_argument("--pretrained", action="store_true", help="start originals from ImageNet weights (offline: cached)")
     g.add_argument("--val_fraction", type=_float_min(0.0, strict=True), default=0.1,
                    help="fraction of train held out as the val split (model selection)")
