@@ -64,12 +64,15 @@ class PreLogits(nn.Module):
 
 
 def timm_name_error(name: str) -> str | None:
-    """None if timm knows `name` (an architecture, optionally with a pretrained tag), else a message
-    naming timm's closest names."""
+    """None if timm knows `name` (an architecture, optionally with one of its pretrained tags), else a
+    message naming timm's closest names."""
     import timm
-    if timm.is_model(name):
+    arch, _, tag = name.partition(".")
+    known = timm.is_model(arch)
+    tagged = timm.list_pretrained(f"{arch}.*") if known and tag else []
+    if known and (not tag or name in tagged):
         return None
-    close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
+    close = difflib.get_close_matches(name, tagged or timm.list_models(), n=4, cutoff=0.6)
     return f"timm has no model {name!r}; " + (f"close: {', '.join('timm:' + c for c in close)}" if close
                                               else "timm.list_models() lists them")
 
@@ -88,8 +91,8 @@ def create_timm(name: str, img_size: int, **kw) -> nn.Module:
 def hf_cache_dir() -> Path:
     """The Hugging Face hub cache timm reads, as the environment says now (HF_HUB_CACHE, HF_HOME)."""
     if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser() / "hub"
 
 
 def cached_weights(name: str) -> Path:
@@ -218,8 +221,10 @@ def _cut(model: nn.Module, name: str, img_size: int) -> tuple[nn.Module, nn.Modu
             if not _equal(lambda: cut[1](model.forward_features(x)), ref):
                 raise UserError(f"timm:{name}: forward_head needs more than forward_features' output; "
                                 "this model cannot be cut")
-    model.train(training)
-    return Features(model), cut[0], cut[1].train(training), ref.shape[1]
+    for part in (model, *cut):
+        if part is not None:
+            part.train(training)
+    return Features(model), cut[0], cut[1], ref.shape[1]
 
 
 def build(name: str, num_classes: int, img_size: int, pretrained: bool = False) -> CutNet:
