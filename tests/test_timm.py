@@ -114,6 +114,7 @@ def test_model_option(capsys):
     assert opts.parse_args(["--model", "timm:convnext_atto"], stage="train").img_size == 32
     assert opts.parse_args(["--dataset", "cifar10", "--model", "timm:convnext_atto.d2_in1k"], stage="train").img_size == 224
     for bad, says in (("timm:convnext_attto", "timm has no model 'convnext_attto'; close: timm:convnext_atto"),
+                      ("timm:convnext_atto.d2", "no model 'convnext_atto.d2'; close: timm:convnext_atto.d2_in1k"),
                       ("vgg11", "timm has 'vgg11': use timm:vgg11"),
                       ("vgg", "choose from 'resnet18', 'resnet50', 'ViT', 'swint', or 'timm:<name>'")):
         with pytest.raises(SystemExit) as e:
