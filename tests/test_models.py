@@ -71,14 +71,19 @@ def _torchvision_resnet(arch: str, stem: str) -> CutNet:
 
 @pytest.mark.parametrize("arch,stem", [("resnet18", "small"), ("resnet50", "imagenet")])
 def test_timm_resnets_load_checkpoints_of_the_torchvision_build(arch, stem):
-    """Same parameter names in the same order, strict load, and bit-identical outputs."""
+    """Same parameter names in the same order, strict load, and bit-identical outputs; from the same
+    seed, even the same initial weights and random state after (so trained originals do not change)."""
     torch.manual_seed(0)
     old = _torchvision_resnet(arch, stem)
+    after_old = torch.rand(3)
+    torch.manual_seed(0)
+    new = create_model(arch, 10, stem=stem, img_size=32)
+    assert torch.equal(torch.rand(3), after_old)
+    assert all(torch.equal(v, old.state_dict()[k]) for k, v in new.state_dict().items())
     with torch.no_grad():  # weights and BatchNorm statistics away from their initial values
         for t in old.state_dict().values():
             if t.is_floating_point():
                 t.copy_(torch.rand_like(t) * 0.1 + 0.95 if t.dim() == 1 else torch.randn_like(t) * 0.05)
-    new = create_model(arch, 10, stem=stem, img_size=32)
     assert list(new.state_dict()) == list(old.state_dict())
     load_weights(new, old.state_dict(), "old.pt")
     x = torch.randn(2, 3, 32, 32)
