@@ -21,7 +21,7 @@ from data import describe_recipe, get_info, list_datasets, recipe_names
 from engine import hparams
 from engine.synthetic import NOISES
 from methods import get_method, list_methods
-from models import list_models, model_family
+from models import TIMM, list_models, model_error, model_family
 
 STAGES = ("train", "oracle", "embed", "baseline", "main", "sample", "collect")
 TRAINING_STAGES = ("train", "oracle")  # the stages that train a network and read --recipe
@@ -90,6 +90,14 @@ def _float_min(lo: float, strict: bool = False):
     return conv
 
 
+def model_name(s: str) -> str:
+    """--model: a registered backbone or timm:<any timm model>, else one line with the choices."""
+    err = model_error(s)
+    if err:
+        raise argparse.ArgumentTypeError(err)
+    return s
+
+
 def _hp(s: str) -> tuple[str, str]:
     if "=" not in s:
         raise argparse.ArgumentTypeError(f"{s!r} is not KEY=VALUE")
@@ -114,7 +122,9 @@ def get_parser(stage: str | None = None) -> Parser:
     g.add_argument("--root", default=None, help="runs tree root (default: $UNLEARN_ROOT or ./runs)")
     g.add_argument("--data_root", default=None, help="where CIFAR/TinyImageNet live (default: $UNLEARN_DATA or ./datasets)")
     g.add_argument("--dataset", default="digits", choices=list_datasets(), help="data set")
-    g.add_argument("--model", default="resnet18", choices=list_models(), help="backbone")
+    g.add_argument("--model", default="resnet18", type=model_name, metavar="MODEL",
+                   help=f"backbone: {', '.join(list_models())}, or {TIMM}<name> for any timm model "
+                        f"(e.g. {TIMM}convnext_atto)")
     g.add_argument("--n_model", type=_int_min(1), default=None,
                    help="number of originals (m0..m<n-1>; default: 1; training_oracle.py: every original in the runs tree)")
     g.add_argument("--model_num", type=_int_min(0), default=None, nargs="+",
@@ -128,7 +138,7 @@ def get_parser(stage: str | None = None) -> Parser:
                    help="CPU threads of torch (default: 1 for main.py, whose steps are small matrix products that more "
                         "threads only slow down, and whose sweeps run side by side; all cores for the other stages)")
     g.add_argument("--img_size", type=_int_min(4), default=None,
-                   help="input resolution (default, ResNets/ViT,Swin: "
+                   help="input resolution (default, ResNets/ViT,Swin,timm models: "
                         f"{_per_dataset(lambda i: '/'.join(str(i.img_size[f]) for f in ('resnet', 'transformer')))})")
     g.add_argument("--recipe", default=None, choices=recipe_names(),
                    help="training_original.py/training_oracle.py: the training recipe (default: the data set's, see "

@@ -44,7 +44,8 @@ def get_parser() -> argparse.ArgumentParser:
                     epilog="Any other option is a main.py option, passed to every task (see python main.py --help).")
     g = p.add_argument_group("grid (one task per combination)")
     g.add_argument("--datasets", nargs="+", default=["digits"], choices=list_datasets())
-    g.add_argument("--models", nargs="+", default=["resnet18"], choices=list_models())
+    g.add_argument("--models", nargs="+", default=["resnet18"], type=opts.model_name, metavar="MODEL",
+                   help=f"backbones: {', '.join(list_models())}, or timm:<name>")
     g.add_argument("--settings", nargs="+", default=["fc"], choices=opts.SETTINGS, help="cuts (full: images)")
     g.add_argument("--sources", nargs="+", default=["real", "synthetic"], choices=opts.SOURCES,
                    help="synthetic is left out for the full setting")

@@ -104,9 +104,10 @@ def git_commit() -> str:
 def versions() -> str:
     """Package versions recorded in every result row."""
     import sklearn
+    import timm
     import torchvision
-    return (f"python={platform.python_version()} torch={torch.__version__} "
-            f"torchvision={torchvision.__version__} numpy={np.__version__} sklearn={sklearn.__version__}")
+    return (f"python={platform.python_version()} torch={torch.__version__} torchvision={torchvision.__version__} "
+            f"timm={timm.__version__} numpy={np.__version__} sklearn={sklearn.__version__}")
 
 
 def progress(iterable, **kw):

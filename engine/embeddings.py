@@ -24,6 +24,8 @@ def fingerprint(net: CutNet) -> str:
 @torch.inference_mode()
 def extract(net: CutNet, feed: ImageFeed, cuts: list[str], bsize: int, desc: str = "embed") -> dict[str, torch.Tensor]:
     """{cut: N×... tensor on the CPU} for `cuts` ⊆ {fc, partial}, in feed order."""
+    for c in cuts:
+        net.check_cut(c)  # a timm model without a partial cut says so here
     net.eval()
     outs: dict[str, list[torch.Tensor]] = {c: [] for c in cuts}
     for x, _, _ in progress(feed.batches(bsize), total=feed.num_batches(bsize), desc=desc):

@@ -281,9 +281,10 @@ def train_classifier(net: torch.nn.Module, train_ds: Dataset, val_ds: Dataset, r
 def load_net(ckpt: Path, meta: dict, missing_hint: str):
     """Rebuild a CutNet from a checkpoint after checking it matches `meta` (dataset, model, classes...)."""
     from models import create_model
+    from models.cutnet import load_weights
     obj = load_checkpoint(ckpt, expect={k: meta[k] for k in ("dataset", "model", "num_classes", "img_size")},
                           missing_hint=missing_hint)
     net = create_model(meta["model"], meta["num_classes"], meta["stem"], meta["img_size"])
-    net.load_state_dict(obj["state_dict"])
+    load_weights(net, obj["state_dict"], str(ckpt))
     return net.eval(), obj["meta"]
 

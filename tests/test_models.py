@@ -1,4 +1,5 @@
-"""Model zoo: every backbone exposes the cuts exactly; pretrained weights fail clearly offline."""
+"""Model zoo: every backbone exposes the cuts exactly; the ResNets built with timm load the checkpoints
+of the torchvision build; pretrained weights fail clearly offline. (timm models by name: test_timm.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from core.runtime import UserError
 from data import get_info
 from models import create_model, list_models, model_family
-from models.cutnet import CUTS
+from models.cutnet import CUTS, CutNet, load_weights, make_head
 
 # Every registered backbone is tested the moment it exists, at the digits input size of its family.
 SIZES = {name: get_info("digits").img_size[model_family(name)] for name in list_models()}
@@ -53,6 +54,52 @@ def test_partial_tail_keeps_skip_connection():
         block.bn2.bias.zero_()
         z = torch.rand(2, 512, 2, 2)
         assert torch.allclose(block(z), torch.relu(z))
+
+
+def _torchvision_resnet(arch: str, stem: str) -> CutNet:
+    """The CutNet exactly as models/resnet.py built it from torchvision before timm was used."""
+    import torchvision
+    net = getattr(torchvision.models, arch)()
+    if stem == "small":
+        net.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = torch.nn.Identity()
+    trunk = torch.nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+                                net.layer4[:-1])
+    pool = torch.nn.Sequential(net.avgpool, torch.nn.Flatten(1))
+    return CutNet(trunk, net.layer4[-1], pool, make_head(net.fc.in_features, 10))
+
+
+@pytest.mark.parametrize("arch,stem", [("resnet18", "small"), ("resnet50", "imagenet")])
+def test_timm_resnets_load_checkpoints_of_the_torchvision_build(arch, stem):
+    """Same parameter names in the same order, strict load, and bit-identical outputs; from the same
+    seed, even the same initial weights and random state after (so trained originals do not change)."""
+    torch.manual_seed(0)
+    old = _torchvision_resnet(arch, stem)
+    after_old = torch.rand(3)
+    torch.manual_seed(0)
+    new = create_model(arch, 10, stem=stem, img_size=32)
+    assert torch.equal(torch.rand(3), after_old)
+    assert all(torch.equal(v, old.state_dict()[k]) for k, v in new.state_dict().items())
+    with torch.no_grad():  # weights and BatchNorm statistics away from their initial values
+        for t in old.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) * 0.1 + 0.95 if t.dim() == 1 else torch.randn_like(t) * 0.05)
+    assert list(new.state_dict()) == list(old.state_dict())
+    load_weights(new, old.state_dict(), "old.pt")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        for cut in CUTS:
+            assert torch.equal(new.eval().tail(cut)(new.features_at(x, cut)), old.eval()(x)), cut
+
+
+def test_checkpoint_of_other_model_code_is_refused_in_one_line():
+    net = create_model("resnet18", 10, img_size=16)
+    sd = net.state_dict()
+    sd["head.1.weights"] = sd.pop("head.1.weight")
+    with pytest.raises(UserError) as e:
+        load_weights(net, sd, "m0.pt")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("m0.pt: refused") and "1 missing, 1 unexpected" in msg
 
 
 def test_pretrained_offline_fails_clearly(tmp_path, monkeypatch):
