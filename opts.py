@@ -193,8 +193,9 @@ def get_parser(stage: str | None = None) -> Parser:
                         "confidence; see README) or one of the seed's noise families")
     g.add_argument("--samples_per_class", type=_int_min(1), default=None,
                    help="synthetic: quota per class (default: "
-                        f"{hparams.SYNTHETIC_DEFAULTS['samples_per_class']}); real: at most this many train samples of "
-                        "each class, drawn with --seed (default: all)")
+                        f"{hparams.SYNTHETIC_DEFAULTS['samples_per_class']['fc']} fc, "
+                        f"{hparams.SYNTHETIC_DEFAULTS['samples_per_class']['partial']} partial); real: at most this many "
+                        "train samples of each class, drawn with --seed (default: all)")
     g.add_argument("--select", default=None, choices=SELECTS,
                    help="epoch selection: synthetic_aus (AUS on held-out synthetic samples: no real data; the "
                         "default for --source synthetic), val_aus (the real val split; the default otherwise), "
@@ -330,7 +331,7 @@ def _unlearn_defaults(args: argparse.Namespace) -> None:
     """main.py's options that depend on the source and method: the synthetic quota (real: every sample
     unless --samples_per_class) and the source of SCAR's class statistics."""
     if args.samples_per_class is None and args.source == "synthetic":
-        args.samples_per_class = hparams.SYNTHETIC_DEFAULTS["samples_per_class"]
+        args.samples_per_class = hparams.SYNTHETIC_DEFAULTS["samples_per_class"].get(args.setting, 500)
     if get_method(args.method).class_stats:
         if args.scar_stats is None:  # seed B's real retain set where the run reads real data; source-free otherwise
             args.scar_stats = "surrogate" if args.source == "synthetic" else "retain"

@@ -22,15 +22,16 @@ def original_accuracy(outputs: dict, forget: ForgetSet) -> float:
 
 
 def row_metrics(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], forget: ForgetSet, a_or: float,
-                mia: bool = True) -> dict:
+                mia: bool = True, svc_params: dict | None = None) -> dict:
     """Accuracy columns (train/val/test/full × retain/forget), AUS, and the MIA columns with the
-    seconds they took (`time_mia_s`, part of the run's `time_total_s`)."""
+    seconds they took (`time_mia_s`, part of the run's `time_total_s`); `svc_params`: the reference fit
+    of the SVC attack on the original (see evaluation.mia.svc_reference), reused by every row of a group."""
     masked = with_masks(outputs, forget)
     row = metrics.retain_forget_accuracies(masked)
     row["a_or"] = a_or
     metrics.add_aus(row, forget.mode, a_or)
     if mia:
         t0 = time.perf_counter()
-        row.update(metrics.mia_columns(masked, forget.mode))
+        row.update(metrics.mia_columns(masked, forget.mode, svc_params))
         row["time_mia_s"] = time.perf_counter() - t0
     return row

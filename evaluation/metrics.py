@@ -88,8 +88,9 @@ def _finite(v) -> bool:
         return False
 
 
-def mia_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str) -> dict:
+def mia_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str,
+                svc_params: dict | None = None) -> dict:
     """Membership-inference columns mia_svc, mia_svc_chance, mia_efficacy, mia_loss (see mia.py);
-    NaN where a part an attack needs is empty."""
+    NaN where a part an attack needs is empty. `svc_params`: attack a's reference fit (mia.svc_reference)."""
     from evaluation import mia
-    return mia.attack_columns(outputs, mode)
+    return mia.attack_columns(outputs, mode, svc_params)

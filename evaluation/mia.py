@@ -69,10 +69,12 @@ def _ok(*groups: np.ndarray, minimum: int = MIN_PER_GROUP) -> bool:
     return all(len(g) >= minimum and np.isfinite(g).all() for g in groups)
 
 
-def svc_softmax(members: torch.Tensor, non_members: torch.Tensor, seed: int = SEED) -> tuple[float, float]:
+def svc_softmax(members: torch.Tensor, non_members: torch.Tensor, seed: int = SEED,
+                params: dict | None = None) -> tuple[float, float]:
     """The seed's attack: (mean held-out accuracy, chance level) of an RBF SVC telling member softmax
     vectors from non-member ones. Chance is the held-out majority-group fraction (the groups are not
-    balanced, as in the seed), averaged over the same splits."""
+    balanced, as in the seed), averaged over the same splits. The SVC's C and gamma are `params` when
+    given (`svc_reference`: fitted once on the original), else grid-searched on the first split."""
     from sklearn.model_selection import GridSearchCV, StratifiedShuffleSplit
     from sklearn.svm import SVC
 
@@ -86,7 +88,7 @@ def svc_softmax(members: torch.Tensor, non_members: torch.Tensor, seed: int = SE
     accs, chances = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        best = None  # grid-searched on the first split's training part, reused on the others
+        best = params  # else grid-searched on the first split's training part, reused on the others
         for tr, te in StratifiedShuffleSplit(n_splits=SPLITS, test_size=0.3, random_state=seed).split(x, y):
             if best is None:
                 clf = GridSearchCV(SVC(kernel="rbf"), SVC_GRID, cv=3).fit(x[tr], y[tr])
@@ -172,7 +174,30 @@ def auc_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tenso
             "mia_auc_retain": auc(l_tr[~fm_tr], l_te[test_retain]), "mia_indisc": indiscernibility(la)}
 
 
-def attack_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str) -> dict:
+def svc_reference(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str,
+                  seed: int = SEED) -> dict | None:
+    """C and gamma of attack a, grid-searched on `outputs` (the original's): a reference fitted once per
+    (original, forget set) and reused for every model unlearned from it (None when undefined)."""
+    from sklearn.model_selection import GridSearchCV, StratifiedShuffleSplit
+    from sklearn.svm import SVC
+
+    lo_tr, _, fm_tr = outputs["train"]
+    lo_te, _, fm_te = outputs["test"]
+    rng = np.random.default_rng(seed)
+    a, b = to_numpy(softmax(lo_tr[fm_tr])), to_numpy(softmax(lo_te[fm_te if mode == "CR" else torch.ones_like(fm_te)]))
+    if not _ok(a, b):
+        return None
+    a, b = a[subsample(len(a), SVC_MAX_PER_GROUP, rng)], b[subsample(len(b), SVC_MAX_PER_GROUP, rng)]
+    x = np.concatenate([a, b])
+    y = np.concatenate([np.ones(len(a), dtype=int), np.zeros(len(b), dtype=int)])
+    tr, _ = next(StratifiedShuffleSplit(n_splits=SPLITS, test_size=0.3, random_state=seed).split(x, y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return GridSearchCV(SVC(kernel="rbf"), SVC_GRID, cv=3).fit(x[tr], y[tr]).best_params_
+
+
+def attack_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]], mode: str,
+                   svc_params: dict | None = None) -> dict:
     """`outputs[split] = (logits, labels, forget_mask)` (train and test) -> the MIA columns: the four of
     attacks a-c, the two attack AUCs and the indiscernibility (see `auc_columns`).
 
@@ -186,7 +211,7 @@ def attack_columns(outputs: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Te
     if not bool(fm_tr.any()):  # nothing was forgotten: no attack has a question to answer
         return dict.fromkeys(("mia_svc", "mia_svc_chance", "mia_efficacy", "mia_loss", "mia_auc_forget",
                               "mia_auc_retain", "mia_indisc"), NAN)
-    svc, chance = svc_softmax(softmax(lo_tr[fm_tr]), softmax(lo_te[test_forget]))
+    svc, chance = svc_softmax(softmax(lo_tr[fm_tr]), softmax(lo_te[test_forget]), params=svc_params)
     eff = efficacy(confidence(lo_tr[~fm_tr], y_tr[~fm_tr]), confidence(lo_te[test_retain], y_te[test_retain]),
                    confidence(lo_tr[fm_tr], y_tr[fm_tr]))
     rest = auc_columns(outputs, mode)

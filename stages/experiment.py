@@ -30,8 +30,9 @@ from engine.embeddings import fingerprint
 from engine.synthetic import synthesize
 from engine.unlearn import run
 from evaluation.audit import Audit
-from evaluation.columns import original_accuracy, row_metrics
+from evaluation.columns import original_accuracy, row_metrics, with_masks
 from evaluation.metrics import accuracy, add_aus, aus, gap_to_oracle
+from evaluation.mia import svc_reference
 from methods import get_method, real_data_needs
 from methods.base import Context
 from models.cutnet import CutNet
@@ -116,11 +117,19 @@ class Group:
         teacher.eval()
         self.original = {s: (predict(teacher, f), f.targets) for s, f in self.evals.items()}
         self._synthetic: dict[tuple, tuple[dict, dict]] = {}
+        self._svc: dict[str, dict | None] = {}
         self.oracle_rows = read_rows(paths.results_csv(args.root, "oracle"))
         # representation metrics: the Original's and each Oracle's parts computed once, on first use
         images = (lambda s: self.evals[s]) if args.setting == "full" else (lambda s: image_feed(args, s, device))
         self.audit = Audit(args.setting, args.num_classes, self.net, self.evals, images,
                            lambda fs: load_oracle(args, n, fs, device), relearn_lr(args))
+
+    def svc_params(self, fs: ForgetSet) -> dict | None:
+        """The SVC attack's C and gamma for forget set `fs`, fitted once on the original's outputs and
+        reused by every row of the group (a cost that does not depend on the unlearned model)."""
+        if fs.tag not in self._svc:
+            self._svc[fs.tag] = svc_reference(with_masks(self.original, fs), fs.mode)
+        return self._svc[fs.tag]
 
     def inputs(self, args: argparse.Namespace) -> Inputs:
         """The inputs of one run: its training source (real train inputs, at most --samples_per_class of
@@ -337,7 +346,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
                 "run_id": rid, "best_epoch": out.best_epoch, "original": fingerprint(inp.net)})
     tail.eval()
     outputs = {s: (predict(tail, inp.evals[s]), inp.original[s][1]) for s in ("train", "val", "test")}
-    m = row_metrics(outputs, fs, a_or, mia=args.mia)
+    m = row_metrics(outputs, fs, a_or, mia=args.mia, svc_params=group.svc_params(fs) if args.mia else None)
     add_aus(m, fs.mode, a_or_val, split="val")  # the selection criterion of the reported model
     m.update(group.audit.unlearn_columns(tail, fs, args.probe, args.cka, args.relearn))
     m.update(oracle_columns(args, n, fs, m, group.oracle_rows))
