@@ -304,7 +304,8 @@ def _stage_defaults(p: Parser, args: argparse.Namespace, stage: str) -> dict:
               f"train with a recipe", file=sys.stderr)
         args.recipe = None
     if stage == "main":
-        d = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset).items() if hasattr(args, k)}
+        d = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset, args.source).items()
+             if hasattr(args, k)}
         d.setdefault("label_smoothing", 0.0)
     else:  # early stopping is a training option; the other stages record patience unset, as before
         d = {k: v for k, v in recipe.items()
@@ -474,10 +475,11 @@ def _resolve(p: Parser, args: argparse.Namespace, stage: str, methods: list[str]
     if args.setting == "full" and args.source == "synthetic":
         p.error("argument --source: synthetic embeddings exist for the fc and partial settings only; "
                 "the full setting trains on real images")
-    known = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset).items() if not hasattr(args, k)}
+    known = {k: v for k, v in hparams.unlearn_defaults(args.method, args.setting, args.dataset, args.source).items()
+             if not hasattr(args, k)}
     hp = {}
     for k, v in args.hp:
-        if k not in known and any(k in hparams.unlearn_defaults(m, args.setting, args.dataset) for m in methods):
+        if k not in known and any(k in hparams.unlearn_defaults(m, args.setting, args.dataset, args.source) for m in methods):
             continue  # --method A B --hp x=1: x is the hyperparameter of another of the methods
         if k not in known:
             p.error(f"argument --hp: {args.method} has no hyperparameter {k!r}; valid: {', '.join(known) or 'none'}")

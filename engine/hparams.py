@@ -7,14 +7,11 @@ values actually used. A method without an entry here takes the setting's default
 
 from __future__ import annotations
 
-# Unlearning: defaults per setting (seed A: 200 epochs FC-only), then per-method overrides (seed B:
-# SCAR with Adam, lr 5e-4, 30 epochs, batch 1024). The fc learning rates were chosen without real data
-# (README, "Source-free unlearning"): among lr 0.003 / 0.01 / 0.03, the one with the best held-out
-# synthetic AUS over 5 digits originals x 10 classes, ties broken by the smallest change to the
-# original on held-out synthetic retain samples (KL): 0.003 for every SGD method, 0.01 for SCAR's
-# Adam. A run stops once its selection score has not improved for `patience` epochs.
+# Unlearning: defaults per setting (seed A: lr 0.01, 200 epochs FC-only), then per-method overrides
+# (seed B: SCAR with Adam, lr 5e-4, 30 epochs, batch 1024), then per source (SOURCE_DEFAULTS). A run
+# stops once its selection score has not improved for `patience` epochs.
 UNLEARN_SETTING_DEFAULTS: dict[str, dict] = {
-    "fc": dict(lr=0.003, epochs=200, bsize=256, patience=20),
+    "fc": dict(lr=0.01, epochs=200, bsize=256, patience=20),
     "partial": dict(lr=0.003, epochs=50, bsize=256, patience=10),
     "full": dict(lr=0.01, epochs=10, bsize=256),
 }
@@ -41,8 +38,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
 # Seed B's SCAR recipe (Adam, lr 5e-4, 30 epochs, batch 1024) is for the whole network on images;
 # on a tail, SCAR takes the setting's defaults like every other method (seed A's job scripts).
 METHOD_SETTING_DEFAULTS: dict[tuple[str, str], dict] = {
-    ("SCAR", "fc"): dict(lr=0.01),  # Adam (source-free choice, see above)
-    ("SCAR_self", "fc"): dict(lr=0.01),
+    ("BE", "fc"): dict(lr=0.1),  # real inputs: the shadow row starts from scratch and needs larger steps
     ("SCAR", "full"): dict(lr=5e-4, epochs=30, bsize=1024),
     ("SCAR_self", "full"): dict(lr=5e-4, epochs=30, bsize=1024),
     ("BE", "full"): dict(lr=0.01),
@@ -69,12 +65,25 @@ DATASET_DEFAULTS: dict[tuple[str, str, str], dict] = {
 
 # Synthetic embeddings: the generator, and the quota per class per cut (partial inputs cost a residual
 # block per sample and step: 100 per class is about the size of digits' real train split).
+# Per source, after the method's: (source, method or "*", setting). Source-free fc rows take the learning
+# rate chosen without real data (README, "Source-free unlearning"): among 0.003 / 0.01 / 0.03, the one
+# with the best held-out synthetic AUS over 5 digits originals x 10 classes, ties broken by the
+# smallest change to the original on held-out synthetic retain samples (KL): 0.003 for every SGD
+# method, 0.01 for SCAR's Adam.
+SOURCE_DEFAULTS: dict[tuple[str, str, str], dict] = {
+    ("synthetic", "*", "fc"): dict(lr=0.003),
+    ("synthetic", "SCAR", "fc"): dict(lr=0.01),
+    ("synthetic", "SCAR_self", "fc"): dict(lr=0.01),
+}
+
 SYNTHETIC_DEFAULTS: dict = dict(noise_type="matched", samples_per_class={"fc": 500, "partial": 100})
 
 
-def unlearn_defaults(method: str, setting: str, dataset: str = "") -> dict:
-    """Defaults for one unlearning run: common < setting < method < (method, setting) < (data set,
-    any method, setting) < (data set, method, setting)."""
+def unlearn_defaults(method: str, setting: str, dataset: str = "", source: str = "real") -> dict:
+    """Defaults for one unlearning run: common < setting < method < (method, setting) < (source, any
+    method, setting) < (source, method, setting) < (data set, any method, setting) < (data set,
+    method, setting)."""
     return {**UNLEARN_COMMON, **UNLEARN_SETTING_DEFAULTS[setting], **METHOD_DEFAULTS.get(method, {}),
             **METHOD_SETTING_DEFAULTS.get((method, setting), {}),
+            **SOURCE_DEFAULTS.get((source, "*", setting), {}), **SOURCE_DEFAULTS.get((source, method, setting), {}),
             **DATASET_DEFAULTS.get((dataset, "*", setting), {}), **DATASET_DEFAULTS.get((dataset, method, setting), {})}
