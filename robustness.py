@@ -90,7 +90,7 @@ def main() -> None:
         print(f"note: {e}", file=sys.stderr)
     rows = collect(runs)
     uses_forget = {m for m in a.methods if "forget" in get_method(m).needs or get_method(m).self_forget}
-    t = report.table(rows, uses_forget)
+    t = report.table(rows, uses_forget, a.methods)
     md = report.to_markdown(t)
     dist = distances(runs)
     if len(dist):

@@ -18,8 +18,9 @@ COLUMNS = ["setting", "method", "source", "n", "forget_median", "forget_worst", 
            "delta_median", "abs_delta_median", "meets_targets", "unlearn_s_median"]
 
 
-def table(rows: pd.DataFrame, methods_using_forget: set[str]) -> pd.DataFrame:
-    """`rows`: unlearning rows (results CSV columns, numeric accuracies). Values in % (points) and seconds."""
+def table(rows: pd.DataFrame, methods_using_forget: set[str], order: list[str] | None = None) -> pd.DataFrame:
+    """`rows`: unlearning rows (results CSV columns, numeric accuracies). Values in % (points) and seconds.
+    Lines per setting, methods in `order` (default: as they come), real first."""
     df = rows.copy()
     df["source_label"] = df.apply(lambda r: f"synthetic/{r['noise_type']}" if r["source"] == "synthetic" else "real",
                                   axis=1)
@@ -42,7 +43,10 @@ def table(rows: pd.DataFrame, methods_using_forget: set[str]) -> pd.DataFrame:
                 r["meets_targets"] = "yes" if all(r[k] <= v for k, v in TARGETS.items()) else \
                     "no: " + ", ".join(k for k, v in TARGETS.items() if not r[k] <= v)
         out.append(r)
-    return pd.DataFrame(out).reindex(columns=COLUMNS)
+    t = pd.DataFrame(out).reindex(columns=COLUMNS)
+    rank = {m: i for i, m in enumerate(order or dict.fromkeys(t["method"]))}
+    key = t.apply(lambda r: (r["setting"], rank.get(r["method"], len(rank)), r["source"] != "real", r["source"]), axis=1)
+    return t.iloc[sorted(range(len(t)), key=lambda i: key.iloc[i])].reset_index(drop=True)
 
 
 def to_markdown(t: pd.DataFrame) -> str:
