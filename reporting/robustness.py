@@ -52,7 +52,7 @@ def table(rows: pd.DataFrame, methods_using_forget: set[str], order: list[str] |
 def to_markdown(t: pd.DataFrame) -> str:
     """The table as Markdown, one block per setting (numbers in %, retain drop in points)."""
     head = ["Method", "Source", "n", "forget med", "forget worst", "drop med", "drop worst", "Δ syn−real med",
-            "|Δ| med", "targets", "s/run"]
+            "\\|Δ\\| med", "targets", "s/run"]
     blocks = []
     for setting, g in t.groupby("setting", sort=False):
         lines = [f"**{setting}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
