@@ -224,8 +224,10 @@ def get_parser(stage: str | None = None) -> Parser:
     g.add_argument("--surrogate_quantity", type=_int_min(1), default=None,
                    help="SCAR full setting: number of surrogate images (default: size of the train split)")
     g.add_argument("--hp", type=_hp, action="append", default=[], metavar="KEY=VALUE",
-                   help="method-specific hyperparameter (see hparams.METHOD_DEFAULTS), repeatable")
-    g.add_argument("--run_original", action="store_true", help="main.py: also evaluate the original, write its row")
+                   help="method-specific hyperparameter (see METHOD_DEFAULTS in engine/hparams.py), repeatable")
+    g.add_argument("--run_original", action="store_true",
+                   help="main.py: evaluate the original, write its row (with any of the three run flags, only the rows "
+                        "they name are made)")
     g.add_argument("--run_unlearn", action="store_true", help="main.py: run the unlearning method (default when "
                    "none of --run_original/--run_unlearn/--run_rt_model is given)")
     g.add_argument("--run_rt_model", action="store_true", help="main.py: evaluate the Oracle; training_oracle.py: "

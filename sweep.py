@@ -40,9 +40,9 @@ TASK_SCRIPT = REPO / "bash" / "sweep_task.sh"
 
 def get_parser() -> argparse.ArgumentParser:
     p = opts.Parser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                    formatter_class=opts.HelpFormatter,
                     epilog="Any other option is a main.py option, passed to every task (see python main.py --help).")
-    g = p.add_argument_group("grid (one task per combination)")
+    g = p.add_argument_group("grid (one row per combination; rows are packed into tasks)")
     g.add_argument("--datasets", nargs="+", default=["digits"], choices=list_datasets())
     g.add_argument("--models", nargs="+", default=["resnet18"], type=opts.model_name, metavar="MODEL",
                    help=f"backbones: {', '.join(list_models())}, or timm:<name>")
@@ -77,7 +77,7 @@ def get_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("slurm")
     g.add_argument("--time", default="04:00:00", help="time limit of one task")
-    g.add_argument("--cpus_per_task", type=int, default=4)
+    g.add_argument("--cpus_per_task", type=int, default=4, help="CPU cores of one task")
     g.add_argument("--gpus_per_task", type=int, default=1, help="0: CPU-only tasks")
     g.add_argument("--max_parallel", type=int, default=None, help="at most this many tasks running at once (%%N)")
     g.add_argument("--array_limit", type=int, default=1000,

@@ -113,6 +113,11 @@ def generate(tail: Tail, shape: tuple[int, ...], num_classes: int, per_class: in
     return x[order], y[order], report
 
 
+# Bumped whenever a change to the generators changes the samples they draw: cached sets of another
+# version are made again.
+GENERATOR_VERSION = 2
+
+
 def synthesize(net: CutNet, cut: str, partial_shape: tuple[int, ...], num_classes: int, per_class: int, noise: str,
                seed: int, device: torch.device) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict]:
     """A synthetic set for `cut`: {'train': (x, y), 'val': (x, y)} and its report. The held-out 'val'

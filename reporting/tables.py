@@ -1,11 +1,12 @@
 """The paper-style results table: every results CSV under a runs root -> one table per (model, setting,
 scenario), rows method × source (plus Original and Oracle), columns data set × metric, each cell the
-mean ± std over forget sets and originals of the configuration selected on the val split.
+mean ± std over forget sets and originals of the selected configuration.
 
 Selection: for each (data set, model, setting, scenario, method, source) the candidate configurations
 are the distinct option sets of its runs, apart from what varies between repeats (forget set, model
 number, seed); in practice the learning rates of a sweep. The candidate that covers the most repeats
-wins, ties broken by the highest mean `val_aus` (the val-split AUS of the reported model). The test
+wins, ties broken by the highest mean `select_score` (the rows' own selection score: held-out synthetic
+AUS for source-free rows, so the choice reads no real data; val AUS otherwise). The test
 split is never read for selection; rows made with the seed's test-split selection are left out.
 """
 

@@ -25,9 +25,8 @@ from core.runtime import Diverged, RunFailed, UserError, device_name, progress, 
 from core.storage import atomic_torch_save, atomic_write_json, load_checkpoint, read_rows, save_checkpoint, write_csv
 from data import per_class_sample
 from data.forget import ForgetSet
-from engine import hparams
+from engine import hparams, synthetic
 from engine.embeddings import fingerprint
-from engine.synthetic import synthesize
 from engine.unlearn import run
 from evaluation.audit import Audit
 from evaluation.columns import original_accuracy, row_metrics, with_masks
@@ -64,23 +63,28 @@ def cut_shape(net: CutNet, cut: str, img_size: int) -> tuple[int, ...]:
 
 def load_synthetic(args: argparse.Namespace, n: int, net: CutNet, device: torch.device) -> tuple[dict, dict]:
     """The synthetic set ({'train': feed, 'val': feed}) of this original/cut/noise/quota/seed, generated
-    on first use and cached in the runs tree, and its report. Reads only the original."""
+    on first use and cached in the runs tree, and its report. Reads only the original.
+
+    The cache is keyed by content: a file made from this very original (weights fingerprint) by this
+    generator version is reused, even under --overwrite (it would be drawn again identically); one
+    made from another original (a retrained m<n>) or an older generator is made again."""
     f = paths.synthetic_file(args.root, args.dataset, args.model, args.setting, n, args.noise_type,
                              args.samples_per_class, args.seed)
     fp = fingerprint(net)
-    if f.exists() and not args.overwrite:
-        obj = load_checkpoint(f, expect={"dataset": args.dataset, "model": args.model, "cut": args.setting,
-                                         "original": fp})
-        if "val_x" in obj:  # (sets written before the held-out part existed are made again)
+    want = {"dataset": args.dataset, "model": args.model, "cut": args.setting, "original": fp,
+            "generator": synthetic.GENERATOR_VERSION}
+    if f.exists():
+        obj = load_checkpoint(f)
+        if all(obj["meta"].get(k) == v for k, v in want.items()) and "val_x" in obj:
             report = json.loads(paths.report_file(f).read_text()) if paths.report_file(f).exists() else {}
             return {"train": TensorFeed(obj["x"].to(device), obj["y"].to(device)),
                     "val": TensorFeed(obj["val_x"].to(device), obj["val_y"].to(device))}, report
-    parts, report = synthesize(net, args.setting, cut_shape(net, "partial", args.img_size), args.num_classes,
+    parts, report = synthetic.synthesize(net, args.setting, cut_shape(net, "partial", args.img_size), args.num_classes,
                                args.samples_per_class, args.noise_type, args.seed, device)
     missing = {c: v["missing"] for c, v in report["train"]["per_class"].items() if v["missing"]}
     if missing:
         log(f"warning: synthetic embeddings short of the quota for classes {missing} (see {paths.report_file(f)})")
-    meta = dict(dataset=args.dataset, model=args.model, cut=args.setting, original=fp, noise=args.noise_type,
+    meta = dict(want, noise=args.noise_type,
                 samples_per_class=args.samples_per_class, seed=args.seed, model_num=n)
     atomic_write_json(paths.report_file(f), report)  # first: the samples file marks a complete set
     (x, y), (vx, vy) = parts["train"], parts["val"]
@@ -143,7 +147,7 @@ class Group:
             keep[idx] = True
             return Inputs(self.net, self.evals, train.subset(keep.to(train.targets.device)), self.original,
                           source_index=idx)
-        key = (args.noise_type, args.samples_per_class, args.seed, args.overwrite)
+        key = (args.noise_type, args.samples_per_class, args.seed)
         if key not in self._synthetic:
             self._synthetic[key] = load_synthetic(args, self.n, self.net, self.device)
         sets, report = self._synthetic[key]

@@ -33,7 +33,7 @@ from stages.pipeline import image_feed, load_embeddings, load_original
 
 CPU = torch.device("cpu")
 METHODS = list_methods()
-# fc runs keep the defaults (200 epochs of a linear head, early stopping); partial runs are shortened.
+# Every run keeps the defaults of its setting and source (early stopping included).
 # The representation metrics have their own tests (test_representation.py); here they are skipped.
 QUICK = ["--no-mia", "--no-probe", "--no-cka", "--no-relearn"]
 SETTING_ARGS = {"fc": QUICK, "partial": QUICK}
@@ -295,6 +295,10 @@ def test_synthetic_report_saved_next_to_samples(digits_root):
     rep, obj = json.loads(paths.report_file(f).read_text()), torch_load(f)
     assert obj["x"].shape == (600, 512) and obj["val_x"].shape == (200, 512)
     assert set(rep["train"]["per_class"]) == {str(c) for c in range(10)} and rep["complete"]
+    # a cache keyed by content: --overwrite (which unlearn() passes) redoes the row, not the set
+    stamp = f.stat().st_mtime_ns
+    unlearn(digits_root, "--method", "RL", "--source", "synthetic", "--epochs", "2", "--samples_per_class", "60")
+    assert f.stat().st_mtime_ns == stamp
 
 
 def test_test_split_selection_is_labelled(digits_root):
@@ -332,10 +336,10 @@ def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsy
 
     prepare = SCAR.prepare
 
-    def fail_on_4(self, surrogate, forget):
+    def fail_on_4(self, surrogate, forget, stats=None):
         if 4 in self.ctx.forget_classes:
             raise RunFailed("SCAR: no retained class has two or more surrogate samples to estimate statistics")
-        return prepare(self, surrogate, forget)
+        return prepare(self, surrogate, forget, stats)
 
     monkeypatch.setattr(SCAR, "prepare", fail_on_4)
     monkeypatch.setitem(data._DATASETS, "digits", dataclasses.replace(data.get_info("digits"), forget_classes=(4, FORGET_CLASS)))

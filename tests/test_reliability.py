@@ -201,7 +201,7 @@ def test_stage_killed_mid_write_keeps_old_file_and_rerun_completes(runs, tmp_pat
 def test_synthetic_set_killed_mid_write_leaves_none(runs, tmp_path, capsys):
     """A synthetic sample set killed while written does not exist afterwards (not truncated); a rerun makes it."""
     cmd = [*FAST, "--source", "synthetic", "--samples_per_class", "5", "--epochs", "1", "--no-mia"]
-    f = paths.synthetic_file(runs, DS, MODEL, "fc", 0, "gaussian", 5, 0)
+    f = paths.synthetic_file(runs, DS, MODEL, "fc", 0, "matched", 5, 0)
     code, log = forked_stage(tmp_path, "main.py", *cmd, "--root", str(runs), fault="mid_write")
     assert code == -signal.SIGKILL, log
     assert not f.exists() and len(tmp_files(f.parent)) == 1

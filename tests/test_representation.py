@@ -207,7 +207,7 @@ def test_opt_out_flags_leave_the_columns_empty(digits_root):
 def test_collect_results_shows_the_representation_table_and_plot(digits_root):
     for setting in ("fc", "partial"):
         run_stage("main.py", "--dataset", "digits", "--method", "CMF", "--setting", setting, "--epochs", "2",
-                  "--forget_class", str(FORGET_CLASS), "--lr", "0.0031", "--run_original", "--run_rt_model",
+                  "--forget_class", str(FORGET_CLASS), "--lr", "0.0031", "--run_original", "--run_rt_model", "--run_unlearn",
                   root=digits_root)
     for setting in ("fc", "partial"):
         p = run_stage("collect_results.py", "--dataset", "digits", "--method", "CMF", "--setting", setting,
