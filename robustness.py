@@ -20,7 +20,7 @@ from pathlib import Path
 
 import opts
 from core import paths
-from core.runtime import REPO, RunFailed, UserError, get_device, run_stage
+from core.runtime import REPO, Diverged, RunFailed, UserError, get_device, run_stage
 from core.storage import atomic_write_text, write_csv
 from data import get_info, list_datasets
 from methods import get_method, list_methods
@@ -87,8 +87,8 @@ def main() -> None:
           f"{'/'.join(a.noise_types)} x {a.n_model} originals", flush=True)
     try:
         experiment.main(runs, get_device(a.cuda))
-    except RunFailed as e:  # rows that could not run are reported; the others make the table
-        print(f"note: {e}", file=sys.stderr)
+    except (RunFailed, Diverged) as e:  # failed rows are reported; diverged rows keep their last good
+        print(f"note: {e}", file=sys.stderr)  # weights and a row (stop_reason): both make the table
     rows = collect(runs)
     uses_forget = {m for m in a.methods if "forget" in get_method(m).needs or get_method(m).self_forget}
     t = report.table(rows, uses_forget, a.methods)
