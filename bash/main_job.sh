@@ -22,11 +22,8 @@ step "1/6 original";            python training_original.py "${COMMON[@]}" --n_m
 step "2/6 embeddings";          python create_embeddings.py "${COMMON[@]}"
 step "3/6 original, per class"; python test_originalmodel_singleclass.py "${COMMON[@]}"
 step "4/6 Oracle c$FORGET_CLASS"; python training_oracle.py "${COMMON[@]}" --forget_class "$FORGET_CLASS"
-for source in real synthetic; do
-  for method in $METHODS; do
-    step "5/6 $method fc $source"
-    python main.py "${COMMON[@]}" --forget_class "$FORGET_CLASS" --method "$method" --setting fc --source "$source"
-  done
-done
+step "5/6 every method, fc, real and synthetic (one process, one progress bar)"
+# shellcheck disable=SC2086
+python main.py "${COMMON[@]}" --forget_class "$FORGET_CLASS" --method $METHODS --setting fc --source real synthetic
 step "6/6 results ($UNLEARN_ROOT/results)"
 python collect_results.py "${COMMON[@]}" --setting fc --forget_class "$FORGET_CLASS"
