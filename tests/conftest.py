@@ -4,6 +4,7 @@ embeddings and baseline rows, and one Oracle; every test reuses them from a shar
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,18 @@ def run_stage(script: str, *args: str, root: Path | None = None, check: bool = T
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p
+
+
+def private_copy(src: Path, dst: Path, rows: bool = True) -> Path:
+    """A runs tree for one test module alone: checkpoints and embeddings hard-linked (every write
+    replaces files by rename), the results CSVs copied (they are appended in place); rows=False leaves
+    out the unlearning rows other tests wrote (results/unlearn.csv)."""
+    def link_or_copy(s: str, d: str) -> None:
+        (shutil.copy2 if Path(s).parent.name == "results" else os.link)(s, d)
+    shutil.copytree(src, dst, copy_function=link_or_copy)
+    if not rows:
+        (dst / "results" / "unlearn.csv").unlink(missing_ok=True)
+    return dst
 
 
 @pytest.fixture(scope="session")

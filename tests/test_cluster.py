@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FORGET_CLASS, REPO
+from conftest import FORGET_CLASS, REPO, private_copy
 from slurm_local import LocalSlurm, Unavailable, slurm_version
 
 from core import paths
@@ -26,18 +25,9 @@ DATASETS = ["cifar10", "cifar100", "tiny", "digits"]
 ENV = {**os.environ, "UNLEARN_PROGRESS": "0", "OMP_NUM_THREADS": "1", "UNLEARN_PYTHON": sys.executable}
 
 
-def _private_copy(src: Path, dst: Path) -> Path:
-    """The session runs tree for these tests alone: checkpoints and embeddings hard-linked (every
-    write replaces files by rename), the results CSVs copied (they are appended in place)."""
-    def link_or_copy(s: str, d: str) -> None:
-        (shutil.copy2 if Path(s).parent.name == "results" else os.link)(s, d)
-    shutil.copytree(src, dst, copy_function=link_or_copy)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def runs(digits_root, tmp_path_factory) -> Path:
-    return _private_copy(digits_root, tmp_path_factory.mktemp("cluster") / "runs")
+    return private_copy(digits_root, tmp_path_factory.mktemp("cluster") / "runs")
 
 
 def _unlearn_rows(root: Path) -> list[dict]:
