@@ -149,7 +149,9 @@ def get_parser(stage: str | None = None) -> Parser:
     g.add_argument("--val_fraction", type=_float_min(0.0, strict=True), default=0.1,
                    help="fraction of train held out as the val split (model selection)")
     g.add_argument("--deterministic", action="store_true", help="deterministic torch kernels")
-    g.add_argument("--overwrite", action="store_true", help="redo work whose output already exists")
+    g.add_argument("--overwrite", action="store_true",
+                   help="redo work whose output already exists (a cached synthetic set is kept while its original and "
+                        "the generator version match: it would be drawn again identically)")
     g.add_argument("--cuts", nargs="+", default=["fc", "partial"], choices=["fc", "partial"],
                    help="create_embeddings.py: which cut inputs to cache")
 
