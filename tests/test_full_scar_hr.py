@@ -1,4 +1,4 @@
-"""Issue 5: the full setting (whole network on images), SCAR with surrogate images and no retain
+"""The full setting (whole network on images), SCAR with surrogate images and no retain
 set, HR mode from sampling to CSV, and seed B's run flags. A small 8×8 original of its own (three
 epochs, about 0.87 val accuracy) keeps the whole-network runs cheap; every run goes through the real option parser."""
 
