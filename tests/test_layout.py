@@ -61,9 +61,13 @@ def test_package_inits_import_nothing_eagerly():
 def test_no_citation_of_documents_users_do_not_have():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for name in tracked:
-        if name.endswith((".py", ".md", ".sh", ".txt")) and name != "tests/test_layout.py":
+        if name.endswith((".py", ".md", ".sh", ".txt")):
             text = (REPO / name).read_text()
-            assert "DESIGN" not in text and "../shared" not in text, name
+            assert not any(c in text for c in CITED), name
+
+
+# the project's design card and the folder beside the checkout, spelled so that this file cites neither
+CITED = ("DES" + "IGN", "../" + "shared")
 
 
 @pytest.mark.parametrize("setting", ["fc", "partial", "full"])
