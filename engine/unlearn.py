@@ -47,7 +47,8 @@ def _snapshot(tail: Tail) -> dict:
 def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
         evaluate: Callable[[Callable[[torch.Tensor], torch.Tensor], dict], dict], select: str,
         desc: str = "unlearn", bar: bool = True) -> Outcome:
-    """`evaluate(logits_fn, metrics)` adds val/test metrics and a 'score' (higher is better) to `metrics`.
+    """`evaluate(logits_fn, metrics)` adds val/test metrics and a 'score' (higher is better) to `metrics`,
+    optionally a 'tiebreak' (higher is better) that decides between epochs of equal score.
 
     `monitor` is the forget set the method is told about (real or synthetic train-forget), used for
     the logged train-forget accuracy and SCAR's stopping rule, never for selection by itself."""
@@ -70,7 +71,7 @@ def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
     seconds = time.perf_counter() - t0
     streams = {k: feeds[k] for k in method.needs}
     n_batches = max(1, streams[method.driver].num_batches(hp.bsize)) if method.driver in streams else 1
-    best_score, best_state, best_epoch, last_good = -math.inf, None, 0, _snapshot(tail)
+    best_score, best_state, best_epoch, last_good = (-math.inf, -math.inf), None, 0, _snapshot(tail)
     bad, log, reason = 0, [], "completed"
     bar = progress(range(hp.epochs), desc=desc, disable=not bar)
     for epoch in bar:
@@ -92,7 +93,7 @@ def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
         evaluate(method.logits, row)
         row["seconds"] = seconds
         log.append(row)
-        score = row["score"] if select != "last" else epoch
+        score = (row["score"], row.get("tiebreak", 0.0)) if select != "last" else (epoch, 0.0)
         if score > best_score:
             best_score, best_epoch, bad = score, epoch + 1, 0
             best_state = last_good

@@ -18,6 +18,18 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = 
     return (logits.argmax(1) == y).float().mean().item()
 
 
+def firmness(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, forget_mask: torch.Tensor) -> float:
+    """Tie-break of an accuracy-based selection score (higher is better): minus the mean probability the
+    model gives forget samples' own class, minus KL(original ‖ model) on retain samples. At equal AUS
+    (often 1 once every held-out sample is right) it prefers the epoch that forgets more firmly and has
+    moved the retain outputs least."""
+    p_forget = logits[forget_mask].softmax(1).gather(1, y[forget_mask, None]).mean()
+    r = ~forget_mask
+    kl = torch.nn.functional.kl_div(logits[r].log_softmax(1), teacher_logits[r].log_softmax(1),
+                                    reduction="batchmean", log_target=True)
+    return -(p_forget.nan_to_num(0.0) + kl.nan_to_num(0.0)).item()
+
+
 def class_accuracies(logits: torch.Tensor, y: torch.Tensor) -> list[float]:
     """Accuracy of each class 0..C-1 (C = logits' width; NaN for a class without samples)."""
     c = logits.shape[1]

@@ -30,7 +30,7 @@ from engine.embeddings import fingerprint
 from engine.unlearn import run
 from evaluation.audit import Audit
 from evaluation.columns import original_accuracy, row_metrics, with_masks
-from evaluation.metrics import accuracy, add_aus, aus, gap_to_oracle
+from evaluation.metrics import accuracy, add_aus, aus, firmness, gap_to_oracle
 from evaluation.mia import svc_reference
 from methods import get_method, real_data_needs
 from methods.base import Context
@@ -228,6 +228,8 @@ def run_config(args: argparse.Namespace, n: int, fs: ForgetSet) -> dict:
         cfg["num_forget_classes"] = len(fs.classes)
     if args.source == "real":
         cfg.pop("noise_type", None)
+    if args.select == "synthetic_aus":  # rows selected before the tie-break get other run ids (rerun)
+        cfg["select_tiebreak"] = "firmness"
     for k in OPTIONAL_KEYS:  # unset: left out, so rows from before these options keep their run ids
         if cfg.get(k) is None:
             cfg.pop(k, None)
@@ -301,7 +303,8 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
     if args.select == "synthetic_aus":  # the held-out synthetic samples: no real data
         sy = inp.held_out.targets
         smask = fs.mask("val", sy)
-        a_or_syn = accuracy(predict(teacher, inp.held_out), sy, ~smask)
+        teacher_syn = predict(teacher, inp.held_out)
+        a_or_syn = accuracy(teacher_syn, sy, ~smask)
 
     def evaluate(fn, row: dict) -> dict:
         """Per epoch: what the selection rule reads, and nothing else."""
@@ -311,6 +314,7 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
             row["synthetic_retain_acc"], row["synthetic_forget_acc"] = accuracy(lo, sy, ~smask), accuracy(lo, sy, smask)
             row["score"] = row["synthetic_aus"] = aus("CR", a_or_syn, row["synthetic_retain_acc"],
                                                       row["synthetic_forget_acc"])
+            row["tiebreak"] = firmness(lo, teacher_syn, sy, smask)
         if args.select in ("val_aus", "test_aus"):
             lo = predict(fn, inp.evals["val"])
             row["val_retain_acc"], row["val_forget_acc"] = accuracy(lo, vy, ~vmask), accuracy(lo, vy, vmask)
