@@ -74,6 +74,9 @@ SOURCE_DEFAULTS: dict[tuple[str, str, str], dict] = {
     ("synthetic", "*", "fc"): dict(lr=0.003),
     ("synthetic", "SCAR", "fc"): dict(lr=0.01),
     ("synthetic", "SCAR_self", "fc"): dict(lr=0.01),
+    # Partial SCRUB on synthetic inputs: 10 max-step epochs instead of 5. Held-out synthetic AUS over 5
+    # digits originals x classes 3, 7: median 1.0 either way, worst 0.52 with 5, 1.00 with 10.
+    ("synthetic", "SCRUB", "partial"): dict(msteps=10),
 }
 
 SYNTHETIC_DEFAULTS: dict = dict(noise_type="matched", samples_per_class={"fc": 500, "partial": 100})

@@ -127,3 +127,44 @@ def test_readme_documents_every_csv_column():
     section = readme.split("<!-- SECTION:csv -->", 1)[1].split("\n## ", 1)[0]
     for c in results.COLUMNS + results.TRAIN_COLUMNS:
         assert f"`{c}`" in section, c
+
+
+def test_firmness_prefers_firm_forgetting_and_unchanged_retain():
+    """The tie-break of the source-free selection: lower forget-class probability and a smaller change
+    of the retain outputs both score higher."""
+    import torch
+    y = torch.tensor([0, 0, 1, 2])
+    fm = y == 0
+    teacher = torch.tensor([[5.0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 5]])
+    soft = torch.tensor([[0.5, 0, 0], [0.5, 0, 0], [0, 5, 0], [0, 0, 5]])  # forget class still likely
+    firm = torch.tensor([[-5.0, 0, 0], [-5, 0, 0], [0, 5, 0], [0, 0, 5]])
+    moved = torch.tensor([[-5.0, 0, 0], [-5, 0, 0], [0, 1, 0], [0, 0, 1]])  # same forgetting, retain changed
+    f = {k: metrics.firmness(v, teacher, y, fm) for k, v in dict(soft=soft, firm=firm, moved=moved).items()}
+    assert f["firm"] > f["soft"] and f["firm"] > f["moved"]
+
+
+def test_equal_scores_select_the_epoch_with_the_best_tiebreak():
+    """unlearn.run compares (score, tiebreak): at an equal score a better tiebreak wins and resets patience."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.feeds import TensorFeed
+    from engine.unlearn import run
+    from methods import get_method
+    from methods.base import Context
+    from models.cutnet import Tail
+
+    tail = Tail(torch.nn.Identity(), torch.nn.Sequential(torch.nn.Linear(4, 3)))
+    hp = SimpleNamespace(lr=0.01, momentum=0.9, wd=0.0, scheduler=["none"], epochs=12, bsize=8, patience=3)
+    ctx = Context(3, (0,), hp, torch.device("cpu"), torch.Generator().manual_seed(0))
+    feed = TensorFeed(torch.randn(16, 4), torch.randint(1, 3, (16,)))
+    tiebreaks = [0.0, 1.0, 2.0, 2.0, 2.0, 5.0, 1.0, 1.0, 1.0, 9.0, 9.0, 9.0]
+
+    def evaluate(fn, row):
+        row["score"], row["tiebreak"] = 1.0, tiebreaks[row["epoch"] - 1]
+        return row
+
+    method = get_method("FT")(tail, tail, ctx)
+    out = run(method, {"retain": feed, "forget": feed}, None, evaluate, "synthetic_aus", bar=False)
+    assert out.best_epoch == 6 and out.epochs_run == 9  # epoch 6's 5.0; patience 3 stops before epoch 10's 9.0
