@@ -63,10 +63,8 @@ DATASET_DEFAULTS: dict[tuple[str, str, str], dict] = {
     ("digits", "SCRUB", "full"): dict(msteps=5),
 }
 
-# Synthetic embeddings: the generator, and the quota per class per cut. Partial: 300 per class. At 100
-# (about digits' real train split) the held-out synthetic AUS was 1.0 on pairs that kept up to 48% of
-# the real forget class (digit 3); 300 covers them (README, "Source-free unlearning"), for ~2.5x the
-# time of a partial row.
+# Synthetic embeddings: the generator, and the quota per class per cut (partial inputs cost a residual
+# block per sample and step: 100 per class is about the size of digits' real train split).
 # Per source, after the method's: (source, method or "*", setting). Source-free fc rows take the learning
 # rate chosen without real data (README, "Source-free unlearning"): among 0.003 / 0.01 / 0.03, the one
 # with the best held-out synthetic AUS over 5 digits originals x 10 classes, ties broken by the

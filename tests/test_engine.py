@@ -10,10 +10,6 @@ one original would fail on another. Retain bars hold per case; forget bars per (
 every method but one, since one case's tail is not bounded by 5 originals (seeds 5 and 6, outside the
 report, each had one case over its bar). A partial case whose measured worst already misses the 10%
 target has no forget bar; FT uses no forget data and has none either.
-
-Partial synthetic rows run at 100 samples per class, a third of the default quota, to fit the suite's
-time; their bars come from the report's rows at that quota (README: at the default 300 the same
-methods forget more).
 """
 
 from __future__ import annotations
@@ -46,10 +42,8 @@ METHODS = list_methods()
 # Every run keeps the defaults of its setting and source (early stopping included).
 # The representation metrics have their own tests (test_representation.py); here they are skipped.
 QUICK = ["--no-mia", "--no-probe", "--no-cka", "--no-relearn"]
-PARTIAL_SYNTHETIC = ["--samples_per_class", "100"]  # a third of the default: each row costs ~3x less
 # Worst (test forget accuracy, test-retain drop) measured by the robustness report over 5 originals
-# (python robustness.py --no-mia --no-probe --no-cka --no-relearn; partial synthetic: with
-# --samples_per_class 100, as these tests run it).
+# (python robustness.py --no-mia --no-probe --no-cka --no-relearn).
 MEASURED_WORST: dict[tuple[str, str, str], tuple[float, float]] = {
     ('BE', 'fc', 'real'): (0.000, 0.005),
     ('BE', 'fc', 'synthetic'): (0.023, 0.002),
@@ -131,8 +125,7 @@ def engine_rows(digits_root):
 
     def argv(setting: str, source: str) -> list[str]:
         return ["--method", *METHODS, "--setting", setting, "--source", source, *QUICK, "--run_name", "engine",
-                "--root", str(digits_root), "--forget_class", str(FORGET_CLASS), "--seed", "0", "--overwrite",
-                *(PARTIAL_SYNTHETIC if (setting, source) == ("partial", "synthetic") else [])]
+                "--root", str(digits_root), "--forget_class", str(FORGET_CLASS), "--seed", "0", "--overwrite"]
 
     env = {**os.environ, "UNLEARN_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     background = {("partial", src): subprocess.Popen([sys.executable, str(REPO / "main.py"), *argv("partial", src)],
