@@ -79,7 +79,7 @@ SOURCE_DEFAULTS: dict[tuple[str, str, str], dict] = {
     ("synthetic", "SCRUB", "partial"): dict(msteps=10),
 }
 
-SYNTHETIC_DEFAULTS: dict = dict(noise_type="matched", samples_per_class={"fc": 500, "partial": 300})
+SYNTHETIC_DEFAULTS: dict = dict(noise_type="matched", samples_per_class={"fc": 500, "partial": 100})
 
 
 def unlearn_defaults(method: str, setting: str, dataset: str = "", source: str = "real") -> dict:
