@@ -23,7 +23,7 @@ from core import paths
 from core.runtime import REPO, Diverged, RunFailed, UserError, get_device, run_stage
 from core.storage import atomic_write_text, write_csv
 from data import get_info, list_datasets
-from methods import get_method, list_methods
+from methods import list_methods, uses_forget_data
 from models import list_models
 from reporting import robustness as report
 from stages import experiment
@@ -90,7 +90,7 @@ def main() -> None:
     except (RunFailed, Diverged) as e:  # failed rows are reported; diverged rows keep their last good
         print(f"note: {e}", file=sys.stderr)  # weights and a row (stop_reason): both make the table
     rows = collect(runs)
-    uses_forget = {m for m in a.methods if "forget" in get_method(m).needs or get_method(m).self_forget}
+    uses_forget = {m for m in a.methods if uses_forget_data(m)}
     t = report.table(rows, uses_forget, a.methods)
     md = report.to_markdown(t)
     dist = distances(runs)

@@ -48,6 +48,13 @@ def get_method(name: str) -> type[Method]:
     return _METHODS[name]
 
 
+def uses_forget_data(method: str) -> bool:
+    """Whether a method learns from forget samples (told or found itself): the ones held to the
+    forget targets of the robustness report and the engine tests."""
+    cls = get_method(method)
+    return "forget" in cls.needs or cls.self_forget
+
+
 def real_data_needs(method: str, setting: str, source: str, surrogate_dataset: str | None = None,
                     scar_stats: str | None = None) -> tuple[bool, bool]:
     """(needs real retain data, needs real forget data) of a method as `streams` feeds it: a synthetic

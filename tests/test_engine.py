@@ -31,7 +31,7 @@ from core.feeds import TensorFeed
 from core.storage import torch_load
 from engine import synthetic
 from engine.unlearn import run
-from methods import get_method, list_methods
+from methods import get_method, list_methods, uses_forget_data
 from methods.base import Context
 from reporting import results
 from stages import experiment
@@ -181,10 +181,6 @@ def test_method_keeps_retain(digits_root, engine_rows, method, setting, source):
         assert "val" in row["real_data"].split()
 
 
-def uses_forget(method: str) -> bool:
-    return "forget" in get_method(method).needs or get_method(method).self_forget
-
-
 @pytest.mark.parametrize("source", ["real", "synthetic"])
 @pytest.mark.parametrize("setting", ["fc", "partial"])
 def test_forget_bars_hold_for_all_but_one_method(engine_rows, setting, source):
@@ -195,7 +191,7 @@ def test_forget_bars_hold_for_all_but_one_method(engine_rows, setting, source):
     over = []
     for m in METHODS:
         max_forget, _ = bars((m, setting, source))
-        if uses_forget(m) and max_forget is not None:
+        if uses_forget_data(m) and max_forget is not None:
             forget = float(engine_rows(m, setting, source)["test_forget_acc"])
             if forget > max_forget:
                 over.append(f"{m} {forget:.3f} > {max_forget:.2f}")

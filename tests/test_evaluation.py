@@ -8,13 +8,20 @@ import csv
 import json
 import math
 from argparse import Namespace
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 from conftest import FORGET_CLASS, run_stage
 
 from core import paths
+from core.feeds import TensorFeed
+from engine.unlearn import run
 from evaluation import metrics
+from methods import get_method
+from methods.base import Context
+from models.cutnet import Tail
 from reporting import results, tables
 
 LRS = ("0.0007", "0.07")  # unusual values: rows of other test files never collide with these
@@ -132,7 +139,6 @@ def test_readme_documents_every_csv_column():
 def test_firmness_prefers_firm_forgetting_and_unchanged_retain():
     """The tie-break of the source-free selection: lower forget-class probability and a smaller change
     of the retain outputs both score higher."""
-    import torch
     y = torch.tensor([0, 0, 1, 2])
     fm = y == 0
     teacher = torch.tensor([[5.0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 5]])
@@ -145,16 +151,6 @@ def test_firmness_prefers_firm_forgetting_and_unchanged_retain():
 
 def test_equal_scores_select_the_epoch_with_the_best_tiebreak():
     """unlearn.run compares (score, tiebreak): at an equal score a better tiebreak wins and resets patience."""
-    from types import SimpleNamespace
-
-    import torch
-
-    from core.feeds import TensorFeed
-    from engine.unlearn import run
-    from methods import get_method
-    from methods.base import Context
-    from models.cutnet import Tail
-
     tail = Tail(torch.nn.Identity(), torch.nn.Sequential(torch.nn.Linear(4, 3)))
     hp = SimpleNamespace(lr=0.01, momentum=0.9, wd=0.0, scheduler=["none"], epochs=12, bsize=8, patience=3)
     ctx = Context(3, (0,), hp, torch.device("cpu"), torch.Generator().manual_seed(0))
