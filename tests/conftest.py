@@ -22,6 +22,17 @@ FORGET_CLASS = 3
 SEED = int(os.environ.get("UNLEARN_TEST_SEED", "0"))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's --dist loadgroup (bash/run_tests.sh runs two workers): each test module
+    runs whole on one worker, and every module that uses the digits original on the same one, so that
+    session and module fixtures are built once."""
+    digits = {item.module.__name__ for item in items if "digits_root" in item.fixturenames}
+    for item in items:
+        name = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("digits_root" if name in digits else name))
+
+
 def run_stage(script: str, *args: str, root: Path | None = None, check: bool = True, env: dict | None = None,
               timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a stage script the way a user does; returns the completed process (stdout+stderr captured)."""
