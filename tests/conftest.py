@@ -22,15 +22,29 @@ FORGET_CLASS = 3
 SEED = int(os.environ.get("UNLEARN_TEST_SEED", "0"))
 
 
-@pytest.hookimpl(tryfirst=True)
+# The test modules that use the digits original (fixture digits_root). bash/run_tests.sh runs the suite on
+# two pytest-xdist workers; these modules run on one of them, one after the other, so that the original
+# is trained once, and every other module runs whole on whichever worker is free.
+DIGITS_MODULES = ("test_cluster", "test_engine", "test_evaluation", "test_pipeline")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's --dist loadgroup (bash/run_tests.sh runs two workers): each test module
-    runs whole on one worker, and every module that uses the digits original on the same one, so that
-    session and module fixtures are built once."""
-    digits = {item.module.__name__ for item in items if "digits_root" in item.fixturenames}
-    for item in items:
-        name = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("digits_root" if name in digits else name))
+    missing = {item.module.__name__ for item in items if "digits_root" in item.fixturenames} - set(DIGITS_MODULES)
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py: add {sorted(missing)} to DIGITS_MODULES (they use digits_root)")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduler by scope, with one scope per module and one for DIGITS_MODULES together."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "digits_root" if Path(module).stem in DIGITS_MODULES else module
+
+    return ByModule(config, log)
 
 
 def run_stage(script: str, *args: str, root: Path | None = None, check: bool = True, env: dict | None = None,
