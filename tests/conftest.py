@@ -3,6 +3,7 @@ embeddings and baseline rows, and one Oracle; every test reuses them from a shar
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -22,29 +23,15 @@ FORGET_CLASS = 3
 SEED = int(os.environ.get("UNLEARN_TEST_SEED", "0"))
 
 
-# The test modules that use the digits original (fixture digits_root). bash/run_tests.sh runs the suite on
-# two pytest-xdist workers; these modules run on one of them, one after the other, so that the original
-# is trained once, and every other module runs whole on whichever worker is free.
-DIGITS_MODULES = ("test_cluster", "test_engine", "test_evaluation", "test_pipeline")
+# bash/run_tests.sh runs the suite on two pytest-xdist workers, a whole module at a time (--dist loadfile),
+# in this order: the slowest modules first, so that both workers finish at about the same time.
+SLOW_FIRST = ("test_full_scar_hr", "test_engine", "test_cluster", "test_seeds", "test_representation", "test_rows",
+              "test_pipeline")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    missing = {item.module.__name__ for item in items if "digits_root" in item.fixturenames} - set(DIGITS_MODULES)
-    if missing:
-        raise pytest.UsageError(f"tests/conftest.py: add {sorted(missing)} to DIGITS_MODULES (they use digits_root)")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """pytest-xdist's scheduler by scope, with one scope per module and one for DIGITS_MODULES together."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByModule(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "digits_root" if Path(module).stem in DIGITS_MODULES else module
-
-    return ByModule(config, log)
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))  # stable: the rest keep their order
 
 
 def run_stage(script: str, *args: str, root: Path | None = None, check: bool = True, env: dict | None = None,
@@ -79,12 +66,19 @@ def private_copy(src: Path, dst: Path, rows: bool = True) -> Path:
 @pytest.fixture(scope="session")
 def digits_root(tmp_path_factory) -> Path:
     """A runs root with original m0 (digits, ResNet-18, default recipe, seed SEED), its embeddings,
-    baseline rows and the Oracle for class FORGET_CLASS. Set UNLEARN_TEST_ROOT to reuse one tree across
-    sessions (the stages skip finished work; use one tree per UNLEARN_TEST_SEED)."""
+    baseline rows and the Oracle for class FORGET_CLASS: built once per session (under a lock, by the
+    first pytest-xdist worker that needs it) and given to each worker as a private copy, so that the
+    workers' rows never mix. Set UNLEARN_TEST_ROOT to keep the built tree across sessions (the stages
+    skip finished work; use one tree per UNLEARN_TEST_SEED)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    session_dir = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
     keep = os.environ.get("UNLEARN_TEST_ROOT")
-    root = Path(keep) if keep else tmp_path_factory.mktemp("runs")
-    run_stage("training_original.py", "--dataset", "digits", "--model", "resnet18", "--n_model", "1", root=root)
-    run_stage("create_embeddings.py", "--dataset", "digits", "--model", "resnet18", root=root)
-    run_stage("test_originalmodel_singleclass.py", "--dataset", "digits", root=root)
-    run_stage("training_oracle.py", "--dataset", "digits", "--forget_class", str(FORGET_CLASS), root=root)
-    return root
+    root = Path(keep) if keep else session_dir / "digits_fixture"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(session_dir / "digits_fixture.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while the first one builds
+        run_stage("training_original.py", "--dataset", "digits", "--model", "resnet18", "--n_model", "1", root=root)
+        run_stage("create_embeddings.py", "--dataset", "digits", "--model", "resnet18", root=root)
+        run_stage("test_originalmodel_singleclass.py", "--dataset", "digits", root=root)
+        run_stage("training_oracle.py", "--dataset", "digits", "--forget_class", str(FORGET_CLASS), root=root)
+        return private_copy(root, tmp_path_factory.mktemp("digits") / "runs")
