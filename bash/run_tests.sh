@@ -5,5 +5,6 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$REPO/bash/setup_env.sh"
 cd "$REPO"
-export UNLEARN_PROGRESS=0 CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES-}"
+# PASSIVE: idle OpenMP threads sleep, so that processes sharing the cores do not slow each other down.
+export UNLEARN_PROGRESS=0 CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES-}" OMP_WAIT_POLICY=PASSIVE
 exec python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"
