@@ -1,5 +1,6 @@
 """Session fixtures: one tiny digits original (trained once, through the real stage scripts), its
-embeddings and baseline rows, and one Oracle; every test reuses them from a shared runs root."""
+embeddings and baseline rows, and one Oracle; every test reuses them (each pytest-xdist worker from a
+copy of its own)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def digits_root(tmp_path_factory) -> Path:
     keep = os.environ.get("UNLEARN_TEST_ROOT")
     root = Path(keep) if keep else session_dir / "digits_fixture"
     root.mkdir(parents=True, exist_ok=True)
-    with open(session_dir / "digits_fixture.lock", "w") as lock:
+    with open(root.with_name(root.name + ".lock"), "w") as lock:  # beside the tree: one builder per tree
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while the first one builds
         run_stage("training_original.py", "--dataset", "digits", "--model", "resnet18", "--n_model", "1", root=root)
         run_stage("create_embeddings.py", "--dataset", "digits", "--model", "resnet18", root=root)
