@@ -16,6 +16,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("UNLEARN_PROGRESS", "0")
+# Every process the tests start: idle OpenMP threads sleep instead of spinning, which changes no result but
+# keeps a 2-thread stage from crawling (4.5x slower, measured) while another process holds a core.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 FORGET_CLASS = 3
@@ -45,9 +48,7 @@ def run_stage(script: str, *args: str, root: Path | None = None, check: bool = T
         cmd += ["--seed", str(SEED)]  # the fixture original's seed: its rows are found again
     # Fixed thread count: floating-point results depend on it, and the fixtures must train the same
     # originals on any machine (main.py uses 1 thread by default).
-    # OMP_WAIT_POLICY=PASSIVE: idle threads sleep instead of spinning, which changes no result but keeps a
-    # 2-thread stage from crawling (4.5x slower, measured) while another process holds one of the cores.
-    e = {**os.environ, "UNLEARN_PROGRESS": "0", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}
+    e = {**os.environ, "UNLEARN_PROGRESS": "0", "OMP_NUM_THREADS": "2", **(env or {})}
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=e)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
