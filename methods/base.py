@@ -61,6 +61,9 @@ class Method:
 
     def __init__(self, tail: Tail, teacher: Tail, ctx: Context):
         self.tail, self.teacher, self.ctx, self.hp = tail, teacher, ctx, ctx.hp
+        # whether training can move the features (partial, full); in fc they are the fixed input, so a
+        # loss term on the features alone is a constant there
+        self.moves_features = tail is not None and any(p.requires_grad for p in tail.body.parameters())
 
     # --- hooks a method may override -------------------------------------------------------------
     def setup(self, feeds: dict[str, Feed]) -> None:

@@ -67,8 +67,6 @@ class CMF(Method):
             dist[:, ~allowed] = float("inf")
             dist[torch.arange(len(yf), device=yf.device), yf] = float("inf")  # HR: never the sample's own class
             self.targets = dist.argmin(1)
-        # a body without parameters (fc: the features are the input) makes the class-mean term constant
-        self.moves_features = any(p.requires_grad for p in self.tail.body.parameters())
 
     def ncm_logits(self, f: torch.Tensor) -> torch.Tensor:
         """Nearest-class-mean logits −‖f − μ_c‖² / s; classes without a mean are never predicted."""
@@ -80,7 +78,7 @@ class CMF(Method):
         t = self.targets[idf]
         fr, ff = self.tail.features(xr).flatten(1), self.tail.features(xf).flatten(1)
         loss = F.cross_entropy(self.tail.head(fr), yr) + F.cross_entropy(self.tail.head(ff), t)
-        if self.moves_features:
+        if self.moves_features:  # fc: the class-mean terms are constants, left out
             pull = (ff - self.means[t]).pow(2).sum(1).mean() / self.spread
             loss = loss + self.hp.align * (F.cross_entropy(self.ncm_logits(fr), yr) + pull)
         return loss

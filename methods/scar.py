@@ -14,7 +14,9 @@ Forget loss: λ1 × squared Mahalanobis distance from each forget sample's trans
 its target: the nearest retained class, fixed once before the first epoch. Retain loss: λ2 ×
 KL(teacher ‖ student) at the temperature on the surrogates; in class removal, surrogates the teacher
 assigns to a removed class are dropped and the removed logits are set to the batch minimum.
-Adam, no scheduler; stops once train-forget accuracy is below 1% (CR).
+Adam, no scheduler; stops once train-forget accuracy is below 1% (CR). In the fc setting the features
+are the cached embeddings themselves, so the forget loss is a constant: it moves no weight (SCAR in fc
+forgets through the masked distillation alone), and it is computed once per forget sample, not per step.
 `SCAR_self`: no forget set; surrogates the teacher assigns to a removed class are the forget set.
 """
 
@@ -88,14 +90,20 @@ class SCAR(Method):
             dist = torch.stack([self._mahalanobis(zf, c, precisions[c]) for c in classes], 1)
             own = torch.tensor(classes, device=zf.device)[None] == yf[:, None]
             dist[own] = float("inf")  # in HR the nearest class must differ from the sample's own
-            self.targets = torch.tensor(classes, device=zf.device)[dist.argmin(1)]
+            pick = dist.argmin(1)
+            self.targets = torch.tensor(classes, device=zf.device)[pick]
             self.precisions = {c: precisions[c] for c in self.targets.unique().tolist()}
+            # fc: the features are the (fixed) input, so each forget sample's distance to its target is a
+            # constant without gradient; computed once here instead of at every step
+            self.fixed_pull = None if self.moves_features else dist.gather(1, pick[:, None])[:, 0]
 
     def _mahalanobis(self, z: torch.Tensor, c: int, prec: torch.Tensor) -> torch.Tensor:
         d = z - self.means[c]
         return ((d @ prec) * d).sum(1)
 
     def forget_loss(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if self.fixed_pull is not None:  # fc: a constant (the same value, no gradient either way)
+            return self.fixed_pull[idx].sum() / len(x)
         z = tukey(self.tail.features(x), self.hp.delta)
         t = self.targets[idx]
         loss = z.new_zeros(())

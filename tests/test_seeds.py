@@ -25,6 +25,7 @@ from core.runtime import UserError
 from data import describe_recipe, get_info, make_transform
 from methods import get_method, real_data_needs
 from methods.base import Context
+from models.cutnet import Tail
 from reporting import results, tables
 from stages import experiment
 from stages.pipeline import forget_sets
@@ -178,6 +179,28 @@ def test_scar_statistics_from_the_real_retain_set():
     m.prepare(TensorFeed(x, torch.full((40,), -1)), forget)
     assert sorted(m.means) == [1]
 
+
+def test_scar_fc_forget_loss_is_the_pull_computed_once():
+    """fc: the features are the input, so each forget sample's pull is a constant. Computed once in
+    `prepare`, the forget loss must equal the per-step Mahalanobis formula and carry no gradient; a tail
+    whose body trains (partial, full) keeps the per-step formula."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(60, 4, generator=g), torch.arange(60) % 3
+    forget, stats = TensorFeed(x[y == 2], y[y == 2]), TensorFeed(x[y != 2], y[y != 2])
+    ctx = Context(3, (2,), SimpleNamespace(delta=0.5, gamma1=3.0, gamma2=3.0), torch.device("cpu"))
+    fc = Tail(torch.nn.Identity(), torch.nn.Sequential(torch.nn.Linear(4, 3)))
+    m = get_method("SCAR")(fc, fc, ctx)
+    m.prepare(stats, forget, stats)
+    idx = torch.tensor([0, 3, 5, 7, 19])
+    once = m.forget_loss(forget.x[idx], idx)
+    m.fixed_pull = None
+    per_step = m.forget_loss(forget.x[idx], idx)
+    assert once.item() > 0 and not once.requires_grad
+    assert torch.allclose(once, per_step, rtol=1e-5), (once, per_step)
+    body = Tail(torch.nn.Linear(4, 4), fc.head)
+    trained = get_method("SCAR")(body, body, ctx)
+    trained.prepare(stats, forget, stats)
+    assert trained.moves_features and trained.fixed_pull is None
 
 def test_missing_surrogate_data_is_an_error_and_noise_rows_say_so(tmp_path):
     from engine.surrogates import default_surrogate
