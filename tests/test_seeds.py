@@ -202,6 +202,7 @@ def test_scar_fc_forget_loss_is_the_pull_computed_once():
     trained.prepare(stats, forget, stats)
     assert trained.moves_features and trained.fixed_pull is None
 
+
 def test_missing_surrogate_data_is_an_error_and_noise_rows_say_so(tmp_path):
     from engine.surrogates import default_surrogate
     with pytest.raises(UserError, match=r"cifar-100-python \(not found\).*--surrogate_dataset noise"):
