@@ -123,8 +123,7 @@ def loss_attack(forget: torch.Tensor, non_members: torch.Tensor, seed: int = SEE
     """Loss-based attack: 5-fold cross-validated accuracy of a logistic regression on the per-sample
     loss, forget samples vs equally many non-members (chance 0.5)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(seed)
@@ -136,9 +135,14 @@ def loss_attack(forget: torch.Tensor, non_members: torch.Tensor, seed: int = SEE
     y = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = make_pipeline(StandardScaler(), LogisticRegression())
-        cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-        return float(cross_val_score(clf, x, y, cv=cv, scoring="accuracy").mean())
+        # the folds of cross_val_score(make_pipeline(StandardScaler(), LogisticRegression())), written out:
+        # the same fits and scores at half the cost (no cloning, validation or joblib per fold)
+        scores = []
+        for tr, te in StratifiedKFold(n_splits=5, shuffle=True, random_state=seed).split(x, y):
+            scale = StandardScaler().fit(x[tr])
+            clf = LogisticRegression().fit(scale.transform(x[tr]), y[tr])
+            scores.append(float((clf.predict(scale.transform(x[te])) == y[te]).mean()))
+        return float(np.mean(scores))
 
 
 def auc(members: torch.Tensor, non_members: torch.Tensor) -> float:

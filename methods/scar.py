@@ -115,13 +115,13 @@ class SCAR(Method):
     def retain_loss(self, x: torch.Tensor) -> torch.Tensor:
         teacher = self.teacher_logits(x)
         if self.ctx.class_removal:
-            fc = list(self.ctx.forget_classes)
-            keep = ~torch.isin(teacher.argmax(1), torch.tensor(fc, device=x.device))
-            teacher = teacher.clone()
-            teacher[:, fc] = teacher.min()
-            x, teacher = x[keep], teacher[keep]
-            if len(x) == 0:
+            fc = torch.tensor(self.ctx.forget_classes, device=x.device)
+            keep = torch.nonzero(~torch.isin(teacher.argmax(1), fc), as_tuple=True)[0]
+            teacher = teacher.index_fill(1, fc, teacher.min())
+            if len(keep) == 0:
                 return teacher.new_zeros(())
+            # index_select: the same rows as boolean indexing, several times faster on CPU
+            x, teacher = x.index_select(0, keep), teacher.index_select(0, keep)
         return kd_loss(self.tail(x), teacher, self.hp.temperature)
 
     def loss(self, retain, forget, surrogate):
