@@ -116,7 +116,7 @@ def floor(method, tail, x, y, epochs, bsize, device) -> float:
     t = time.perf_counter()
     for _ in range(epochs):
         for idx in torch.randperm(len(ys), generator=g).to(device).split(bsize):
-            loss = step_loss(method, student, teacher, xs[idx], ys[idx])
+            loss = step_loss(method, student, teacher, xs.index_select(0, idx), ys.index_select(0, idx))
             opt.zero_grad()
             loss.backward()
             opt.step()
