@@ -74,7 +74,9 @@ class SCAR(Method):
             else:
                 zs, ls = self._features(surrogate)
                 pred = ls.argmax(1)
-            keep = ~torch.isin(pred, torch.tensor(ctx.forget_classes, dtype=pred.dtype, device=pred.device))
+            # the removed classes as a tensor on the device, made once (the retain loss reads it every step)
+            self.removed = torch.tensor(ctx.forget_classes, dtype=torch.long, device=ctx.device)
+            keep = ~torch.isin(pred, self.removed.to(pred))
             self.means, precisions, classes = {}, {}, []
             for c in pred[keep].unique().tolist():
                 zc = zs[pred == c]
@@ -115,9 +117,8 @@ class SCAR(Method):
     def retain_loss(self, x: torch.Tensor) -> torch.Tensor:
         teacher = self.teacher_logits(x)
         if self.ctx.class_removal:
-            fc = torch.tensor(self.ctx.forget_classes, device=x.device)
-            keep = torch.nonzero(~torch.isin(teacher.argmax(1), fc), as_tuple=True)[0]
-            teacher = teacher.index_fill(1, fc, teacher.min())
+            keep = torch.nonzero(~torch.isin(teacher.argmax(1), self.removed), as_tuple=True)[0]
+            teacher = teacher.index_fill(1, self.removed, teacher.min())
             if len(keep) == 0:
                 return teacher.new_zeros(())
             # index_select: the same rows as boolean indexing, several times faster on CPU
