@@ -7,7 +7,9 @@ evaluation, epoch selection, early stopping, NaN guard, timing) is `unlearn.run`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -29,6 +31,23 @@ class Context:
     hp: SimpleNamespace  # lr, epochs, bsize, momentum, wd, scheduler, temperature, lambdas, extras
     device: torch.device
     generator: torch.Generator = field(default_factory=torch.Generator)
+    # work that does not depend on the unlearned model, kept across the rows of one group (one process, one
+    # original, one setting) under keys naming what it was computed from; empty for a row alone
+    shared: dict = field(default_factory=dict)
+
+    def reuse(self, space: str, key: tuple, make: Callable[[], torch.Tensor],
+              max_bytes: int = 512 * 2**20) -> torch.Tensor:
+        """`make()`, or the tensor it gave for the same `key` in an earlier row of the group (the same
+        arithmetic on the same values, so the same bits). Each `space` keeps at most `max_bytes`, the
+        least recently used going first."""
+        memo = self.shared.setdefault(space, OrderedDict())
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key]
+        memo[key] = value = make()
+        while len(memo) > 1 and sum(v.nbytes for v in memo.values()) > max_bytes:
+            memo.popitem(last=False)
+        return value
 
     @property
     def class_removal(self) -> bool:
@@ -47,6 +66,12 @@ class Context:
         else:
             out[torch.arange(len(y), device=y.device), y] = value
         return out
+
+
+def content_key(t: torch.Tensor) -> tuple:
+    """Names a tensor by its values (shape, dtype, a hash of its bytes): equal keys, equal inputs."""
+    a = t.detach().contiguous().cpu()
+    return tuple(a.shape), str(a.dtype), hashlib.blake2b(a.reshape(-1).view(torch.uint8).numpy(), digest_size=16).digest()
 
 
 class Method:

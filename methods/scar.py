@@ -27,7 +27,7 @@ import torch
 from core.feeds import Feed, TensorFeed, cycle, predict
 from core.runtime import RunFailed, UserError
 from methods import register_method
-from methods.base import Method, kd_loss
+from methods.base import Method, content_key, kd_loss
 
 
 def tukey(f: torch.Tensor, delta: float) -> torch.Tensor:
@@ -82,7 +82,10 @@ class SCAR(Method):
                 zc = zs[pred == c]
                 if len(zc) >= 2:
                     self.means[c] = zc.mean(0)
-                    precisions[c] = shrunk_precision(zc, hp.gamma1, hp.gamma2)
+                    # the same rows give the same matrix: rows of one group (another forget class, the same
+                    # surrogates) reuse it instead of pseudo-inverting a D×D matrix per class again
+                    precisions[c] = ctx.reuse("SCAR precision", (content_key(zc), hp.gamma1, hp.gamma2),
+                                              lambda zc=zc: shrunk_precision(zc, hp.gamma1, hp.gamma2))
                     classes.append(c)
             if not classes:
                 raise RunFailed(f"SCAR: no retained class has two or more {'retain' if stats is not None else 'surrogate'} "

@@ -122,6 +122,7 @@ class Group:
         self.original = {s: (predict(teacher, f), f.targets) for s, f in self.evals.items()}
         self._synthetic: dict[tuple, tuple[dict, dict]] = {}
         self._svc: dict[str, dict | None] = {}
+        self.shared: dict = {}  # the methods' own model-independent work (Context.shared)
         self.oracle_rows = read_rows(paths.results_csv(args.root, "oracle"))
         # representation metrics: the Original's and each Oracle's parts computed once, on first use
         images = (lambda s: self.evals[s]) if args.setting == "full" else (lambda s: image_feed(args, s, device))
@@ -292,7 +293,8 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
     feeds = streams(args, inp, fs, method_cls, device)
     tail = copy.deepcopy(inp.net.tail(args.setting))
     teacher = copy.deepcopy(tail).eval().requires_grad_(False)
-    ctx = Context(args.num_classes, fs.classes, method_hparams(args), device, torch.Generator().manual_seed(args.seed))
+    ctx = Context(args.num_classes, fs.classes, method_hparams(args), device, torch.Generator().manual_seed(args.seed),
+                  shared=group.shared)
     a_or = original_accuracy(inp.original, fs)
     vlo, vy = inp.original["val"]
     vmask = fs.mask("val", vy)

@@ -203,6 +203,36 @@ def test_scar_fc_forget_loss_is_the_pull_computed_once():
     assert trained.moves_features and trained.fixed_pull is None
 
 
+def test_scar_class_statistics_are_reused_by_the_rows_of_a_group(monkeypatch):
+    """Rows of one group (another forget class, the same statistics rows) share each class's precision
+    matrix, bit for bit what a row alone computes; the shared store keeps to its byte budget."""
+    import methods.scar as scar
+    calls, shrunk = [], scar.shrunk_precision
+    monkeypatch.setattr(scar, "shrunk_precision", lambda z, g1, g2: calls.append(len(z)) or shrunk(z, g1, g2))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(90, 4, generator=g), torch.arange(90) % 3
+    fc = Tail(torch.nn.Identity(), torch.nn.Sequential(torch.nn.Linear(4, 3)))
+    hp = SimpleNamespace(delta=0.5, gamma1=3.0, gamma2=3.0)
+
+    def row(c: int, shared: dict) -> Context:
+        ctx = Context(3, (c,), hp, torch.device("cpu"), shared=shared)
+        stats = TensorFeed(x[y != c], y[y != c])
+        get_method("SCAR")(fc, fc, ctx).prepare(stats, TensorFeed(x[y == c], y[y == c]), stats)
+        return ctx
+
+    group = {}
+    row(2, group)  # classes 0 and 1
+    row(1, group)  # classes 0 (the same 30 rows: reused) and 2
+    assert len(calls) == 3 and len(group["SCAR precision"]) == 3
+    alone = row(1, {}).shared["SCAR precision"]
+    assert len(calls) == 5 and alone.keys() <= group["SCAR precision"].keys()
+    assert all(torch.equal(v, group["SCAR precision"][k]) for k, v in alone.items())
+    tiny = Context(3, (1,), hp, torch.device("cpu"))
+    for i in range(4):
+        tiny.reuse("space", (i,), lambda: torch.zeros(10), max_bytes=100)  # 40 bytes each: two fit
+    assert list(tiny.shared["space"]) == [(2,), (3,)]
+
+
 def test_missing_surrogate_data_is_an_error_and_noise_rows_say_so(tmp_path):
     from engine.surrogates import default_surrogate
     with pytest.raises(UserError, match=r"cifar-100-python \(not found\).*--surrogate_dataset noise"):
