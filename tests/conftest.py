@@ -28,9 +28,11 @@ SEED = int(os.environ.get("UNLEARN_TEST_SEED", "0"))
 
 
 # bash/run_tests.sh runs the suite on two pytest-xdist workers, a whole module at a time (--dist loadfile),
-# in this order: the slowest modules first, so that both workers finish at about the same time.
-SLOW_FIRST = ("test_full_scar_hr", "test_engine", "test_cluster", "test_seeds", "test_representation", "test_rows",
-              "test_pipeline")
+# in this order: the slowest modules first, so that both workers finish at about the same time. While the
+# engine's worker builds the digits fixture, the other one runs the modules that do not need it
+# (test_full_scar_hr has its own original, then test_models ... test_data) instead of waiting on its lock.
+SLOW_FIRST = ("test_full_scar_hr", "test_engine", "test_models", "test_timm", "test_mia", "test_opts", "test_layout",
+              "test_data", "test_cluster", "test_seeds", "test_representation", "test_rows", "test_pipeline")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

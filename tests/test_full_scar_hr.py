@@ -21,6 +21,9 @@ from methods import get_method, list_methods
 from stages import experiment
 
 SMALL = ["--dataset", "digits", "--model", "resnet18", "--img_size", "8", "--cuda", "-1", "--no-mia"]
+# The representation metrics (probe, CKA, relearning) cost more than a whole-network epoch here; only
+# test_scar_without_retain_forgets_and_keeps and the HR test compute them (and the first checks them).
+NO_REPR = ["--no-probe", "--no-cka", "--no-relearn"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def full_rows(root8) -> dict[str, dict]:
     """One epoch of every method on the whole network, all in one call (one group, inputs loaded once)."""
     runs = opts.parse_runs([*SMALL, "--root", str(root8), "--setting", "full", "--method", *list_methods(),
                             "--forget_class", str(FORGET_CLASS), "--epochs", "1", "--bsize", "128",
-                            "--surrogate_quantity", "512", "--save_model"], stage="main")
+                            "--surrogate_quantity", "512", "--save_model", *NO_REPR], stage="main")
     try:
         out = experiment.main(runs, torch.device("cpu"))
     except Exception:  # noqa: BLE001  (the rows that were made are in the CSV; a missing one fails its case)
@@ -88,12 +91,17 @@ def test_scar_without_retain_forgets_and_keeps(root8):
     assert float(orig["test_forget_acc"]) > 0.6
     assert float(row["test_forget_acc"]) < 0.25 * float(orig["test_forget_acc"])
     assert float(row["test_retain_acc"]) > float(orig["test_retain_acc"]) - 0.15
+    # the representation metrics on the whole network: probes, CKA to the Original, the relearning attack
+    for c in ("probe_forget_acc", "probe_cut_forget_acc", "cka_original", "relearn_k1_forget_acc",
+              "relearn_k10_forget_acc"):
+        assert 0.0 <= float(row[c]) <= 1.0, (c, row[c])
+    assert float(row["cka_original"]) < 1.0 and "whole network (full)" in row["relearn_setup"]
 
 
 def test_load_unlearned_model_and_main_def(root8):
     """--save_model then --load_unlearned_model gives the same metrics without training; main_def.py
     (SCAR's script name) runs the full setting with seed B's defaults, on the CPU with --cuda -1."""
-    args = ["--method", "NG", "--forget_class", "1", "--epochs", "1", "--lr", "0.001"]
+    args = ["--method", "NG", "--forget_class", "1", "--epochs", "1", "--lr", "0.001", *NO_REPR]
     p = run_stage("main_def.py", *SMALL, *args, "--save_model", "--save_df", "--run_unlearn", root=root8)
     first = [r for r in rows(root8) if r["method"] == "NG" and r["forget_tag"] == "c1"]
     assert len(first) == 1 and first[0]["setting"] == "full" and first[0]["device"].startswith("cpu"), p.stdout
