@@ -22,6 +22,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 FORGET_CLASS = 3
+# The representation metrics (probe, CKA, relearning) are tested in test_representation.py and one full-setting
+# test; elsewhere rows skip them: in the partial and full settings they cost more than the unlearning itself.
+NO_REPR = ("--no-probe", "--no-cka", "--no-relearn")
 # Which original the fixtures train: results of unlearning vary between originals, so the suite must
 # pass for every one of UNLEARN_TEST_SEED=0..4 (CI runs the default; the README reports all five).
 SEED = int(os.environ.get("UNLEARN_TEST_SEED", "0"))

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import FORGET_CLASS, REPO
+from conftest import FORGET_CLASS, NO_REPR, REPO
 
 import opts
 from core import paths
@@ -41,7 +41,7 @@ CPU = torch.device("cpu")
 METHODS = list_methods()
 # Every run keeps the defaults of its setting and source (early stopping included).
 # The representation metrics have their own tests (test_representation.py); here they are skipped.
-QUICK = ["--no-mia", "--no-probe", "--no-cka", "--no-relearn"]
+QUICK = ["--no-mia", *NO_REPR]
 # FT uses no forget data and has no forget bar; its partial synthetic row (50 epochs of a residual block
 # on 900 samples, the slowest case by far) is left to the robustness report, to keep the suite's time.
 NOT_RUN = {("FT", "partial", "synthetic")}

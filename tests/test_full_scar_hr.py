@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FORGET_CLASS, run_stage
+from conftest import FORGET_CLASS, NO_REPR, run_stage
 
 import opts
 from core.storage import load_checkpoint
@@ -21,9 +21,8 @@ from methods import get_method, list_methods
 from stages import experiment
 
 SMALL = ["--dataset", "digits", "--model", "resnet18", "--img_size", "8", "--cuda", "-1", "--no-mia"]
-# The representation metrics (probe, CKA, relearning) cost more than a whole-network epoch here; only
-# test_scar_without_retain_forgets_and_keeps and the HR test compute them (and the first checks them).
-NO_REPR = ["--no-probe", "--no-cka", "--no-relearn"]
+# NO_REPR: only test_scar_without_retain_forgets_and_keeps (which checks them) and the HR test compute the
+# representation metrics, which cost more than a whole-network epoch here.
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import FORGET_CLASS, REPO, run_stage
+from conftest import FORGET_CLASS, NO_REPR, REPO, run_stage
 from fakedata import write_cifar
 
 import opts
@@ -269,7 +269,7 @@ def job(root: Path, script: str, *argv: str, extra: str = "--no-mia") -> list[di
 def test_every_job_script_family_on_digits(jobs_root):
     """single and multi class, real and synthetic, fc and partial, plus the multi-class Oracle; every
     positional argument lands in the rows, and each row says whether its Oracle was found."""
-    quick = "--no-mia --no-probe --no-cka --no-relearn"  # tested elsewhere; 7 s a partial row here
+    quick = " ".join(("--no-mia", *NO_REPR))
     single = f"--forget_class {FORGET_CLASS} {quick}"
     run_stage("training_oracle.py", "--dataset", "digits", "--forget_mode", "multi", "--num_forget_classes", "2",
               "--epochs", "1", "--bsize", "256", "--no-mia", root=jobs_root)
