@@ -19,7 +19,7 @@ import torch
 
 from core.feeds import Feed, predict
 from core.runtime import progress
-from engine.training import make_optimizer, make_scheduler
+from engine.training import Stepper, make_optimizer, make_scheduler
 from evaluation.metrics import accuracy
 from methods.base import Method
 from models.cutnet import Tail
@@ -62,11 +62,7 @@ def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
     opt = make_optimizer([p for p in tail.parameters() if p.requires_grad], method.optimizer, hp.lr, hp.momentum, hp.wd)
     sched = make_scheduler(opt, hp.scheduler, hp.epochs)
 
-    def step(loss: torch.Tensor) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    step = Stepper(opt)
     _sync(device)
     seconds = time.perf_counter() - t0
     streams = {k: feeds[k] for k in method.needs}

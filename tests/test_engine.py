@@ -418,3 +418,42 @@ def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsy
     assert "error: SCAR m0 c4: SCAR: no retained" in out.err and "going on" in out.err
     (line,) = [ln for ln in out.out.splitlines() if ln.startswith(f"SCAR m0 c{FORGET_CLASS} fc/real: test retain")]
     assert float(line.split("forget ")[1].split()[0]) <= 0.10, line
+
+
+@pytest.mark.parametrize("kind,momentum,wd", [("sgd", 0.9, 0.0), ("sgd", 0.9, 5e-4), ("sgd", 0.0, 0.0),
+                                              ("adam", 0.0, 0.0), ("adam", 0.0, 1e-3)])
+def test_stepper_matches_optimizer_step_bit_for_bit(kind, momentum, wd):
+    """The unlearning loop's Stepper calls torch's own update functions: parameters and optimiser state
+    equal those of zero_grad/backward/step exactly, through an lr change and steps where one parameter
+    gets no gradient (those go through opt.step())."""
+    from engine.training import Stepper, make_optimizer, make_scheduler
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 16), torch.randint(0, 4, (64,))
+    net0 = torch.nn.ModuleDict({"a": torch.nn.Linear(16, 8), "b": torch.nn.Linear(8, 4), "c": torch.nn.Linear(8, 4)})
+    nets, opts_ = [], []
+    for lean in (False, True):
+        net = copy.deepcopy(net0)
+        opt = make_optimizer(list(net.parameters()), kind, 0.05 if kind == "sgd" else 0.01, momentum, wd)
+        sched = make_scheduler(opt, ["2", "gamma=0.5"], 30)  # lr halves after step 10
+        stepper = Stepper(opt)
+        for i in range(30):
+            h = net["a"](x[i:i + 32]).relu()
+            out = net["b"](h) + (net["c"](h) if i % 7 else 0)  # every 7th step: no gradient for c
+            loss = torch.nn.functional.cross_entropy(out, y[i:i + 32])
+            if lean:
+                stepper(loss)
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if i % 5 == 4:
+                sched.step()
+        assert not lean or callable(stepper.fast)  # the lean path ran, not only the fallback
+        nets.append(net)
+        opts_.append(opt)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+        assert torch.equal(p, q)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+        s, t = opts_[0].state[p], opts_[1].state[q]
+        assert s.keys() == t.keys() and all(torch.equal(s[k], t[k]) for k in s)
