@@ -126,6 +126,11 @@ def test_attack_auc_and_indiscernibility():
     assert mia.auc(same, same) == pytest.approx(0.5, abs=1e-12)  # ties between the groups count half
     assert abs(mia.auc(torch.rand(2000, generator=g), torch.rand(2000, generator=g)) - 0.5) < 0.05
     assert math.isnan(mia.auc(low[:3], high))  # too few members
+    from sklearn.metrics import roc_auc_score  # the same number as scikit-learn's score, ties included
+    for n in (10, 77, 400):
+        a, b = (torch.randint(0, 20, (k,), generator=g).double() / 4 for k in (n, 2 * n + 3))
+        y = [1] * len(a) + [0] * len(b)
+        assert mia.auc(a, b) == roc_auc_score(y, -torch.cat([a, b]).numpy())
     assert (mia.indiscernibility(0.5), mia.indiscernibility(1.0), mia.indiscernibility(0.0)) == (1.0, 0.0, 0.0)
     assert mia.indiscernibility(0.75) == 0.5
 
