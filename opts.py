@@ -135,8 +135,8 @@ def get_parser(stage: str | None = None) -> Parser:
     g.add_argument("--num_workers", type=_int_min(0), default=None,
                    help=f"DataLoader workers (default: {_per_dataset(lambda i: i.train_recipe['num_workers'])})")
     g.add_argument("--threads", type=_int_min(1), default=None,
-                   help="CPU threads of torch (default: 1 for main.py, whose steps are small matrix products that more "
-                        "threads only slow down, and whose sweeps run side by side; all cores for the other stages)")
+                   help="CPU threads of torch (default: 1 for main.py, whose sweep tasks run side by side, one per core; "
+                        "a lone run on an idle machine may gain from more; all cores for the other stages)")
     g.add_argument("--img_size", type=_int_min(4), default=None,
                    help="input resolution (default, ResNets/ViT,Swin,timm models: "
                         f"{_per_dataset(lambda i: '/'.join(str(i.img_size[f]) for f in ('resnet', 'transformer')))})")
