@@ -2,11 +2,13 @@
 
 Grid: every method x forget classes 1..9 x {real, synthetic}, digits, ResNet-18, fc setting, one
 original (trained once into --root if missing, with its embeddings), main.py's defaults otherwise.
-Each way writes into its own copy of the runs tree (original and embeddings only, so both generate
-their synthetic sets once). Prints both wall times, rows/s, the ratio, and the in-process wall time
-against the rows' own recorded time (unlearning + evaluation, `time_total_s`), and the ceiling of the
-ratio (per-process wall over the rows' unlearning alone); checks that both ways wrote the same
-metrics. The last line is `speedup <ratio>`.
+The in-process run goes twice, before and after the per-process one, and the ratio uses their mean:
+a small machine's speed drifts over the 20-30 minutes between them (the two in-process times and
+their ratio, the drift, are printed). Each run writes into its own copy of the runs tree (original
+and embeddings only, so each generates its synthetic sets once). Prints the wall times, rows/s, the
+ratio, and the in-process wall time against the rows' own recorded time (unlearning + evaluation,
+`time_total_s`), and the ceiling of the ratio (per-process wall over the rows' unlearning alone);
+checks that every run wrote the same metrics. The last line is `speedup <ratio>`.
 
     python bench/bench_sweep.py                 # 198 rows: 11 methods (the per-process way takes 20-30 minutes)
     python bench/bench_sweep.py --rows 20       # the first 20 rows of the grid
@@ -57,7 +59,7 @@ def read(root: Path) -> dict[tuple, dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=None, help="only the first N rows of the grid (default: all 198)")
-    p.add_argument("--root", default=str(REPO / "runs" / "bench_sweep"), help="where the original and both trees go")
+    p.add_argument("--root", default=str(REPO / "runs" / "bench_sweep"), help="where the original and the three trees go")
     a = p.parse_args()
     base = Path(a.root).resolve()
     env = {**os.environ, "UNLEARN_PROGRESS": "0"}
@@ -66,11 +68,20 @@ def main() -> None:
         sh("training_original.py", "--dataset", "digits", "--root", str(base), env=env)
         sh("create_embeddings.py", "--dataset", "digits", "--root", str(base), env=env)
     rows = grid(a.rows)
-    per, inproc = base / "per_process", base / "in_process"
-    tree_copy(base, per)
-    tree_copy(base, inproc)
+    per, before, after = base / "per_process", base / "in_process", base / "in_process_after"
+    for tree in (per, before, after):
+        tree_copy(base, tree)
     print(f"{len(rows)} rows (digits, resnet18, fc, one original)", flush=True)
 
+    def in_process(tree: Path) -> float:
+        rows_file = tree / "rows.txt"
+        rows_file.write_text("".join(shlex.join(["python", "main.py", *r, "--root", str(tree)]) + "\n" for r in rows))
+        t0 = time.perf_counter()
+        sh("main.py", "--rows_file", str(rows_file), env=env)
+        return time.perf_counter() - t0
+
+    wall_before = in_process(before)
+    print(f"  all in one process: {wall_before:.1f}s", flush=True)
     t0 = time.perf_counter()
     for i, r in enumerate(rows):
         sh("main.py", *r, "--root", str(per), env=env)
@@ -78,25 +89,23 @@ def main() -> None:
             print(f"  one process per row: {i + 1}/{len(rows)} rows, {time.perf_counter() - t0:.0f}s", flush=True)
     wall_per = time.perf_counter() - t0
 
-    rows_file = inproc / "rows.txt"
-    rows_file.write_text("".join(shlex.join(["python", "main.py", *r, "--root", str(inproc)]) + "\n" for r in rows))
-    t0 = time.perf_counter()
-    sh("main.py", "--rows_file", str(rows_file), env=env)
-    wall_in = time.perf_counter() - t0
+    wall_after = in_process(after)
+    wall_in = (wall_before + wall_after) / 2
 
-    got_per, got_in = read(per), read(inproc)
-    same = got_per.keys() == got_in.keys() and all(
-        [got_per[k][c] for c in METRICS] == [got_in[k][c] for c in METRICS] for k in got_per)
+    got_per, got_in, got_after = read(per), read(before), read(after)
+    same = got_per.keys() == got_in.keys() == got_after.keys() and all(
+        [got[k][c] for c in METRICS] == [got_in[k][c] for c in METRICS] for got in (got_per, got_after) for k in got)
     recorded = sum(float(r["time_total_s"]) for r in got_in.values())
     unlearning = sum(float(r["time_unlearn_s"]) for r in got_in.values())
     n = len(rows)
     print(f"one process per row: {wall_per:8.1f}s  {n / wall_per:6.2f} rows/s")
-    print(f"all in one process:  {wall_in:8.1f}s  {n / wall_in:6.2f} rows/s")
+    print(f"all in one process:  {wall_in:8.1f}s  {n / wall_in:6.2f} rows/s  (mean of {wall_before:.1f}s before and "
+          f"{wall_after:.1f}s after; drift {wall_after / wall_before:.2f})")
     print(f"rows' recorded time (unlearning + evaluation): {recorded:.1f}s, of which unlearning {unlearning:.1f}s; "
-          f"in-process wall / recorded = {wall_in / recorded:.2f}")
+          f"in-process wall / recorded = {wall_before / recorded:.2f} (the run before)")
     print(f"ceiling: even with no overhead at all, one process cannot beat the rows' own unlearning: "
           f"speedup at most {wall_per / unlearning:.1f}")
-    print(f"same metrics both ways: {'yes' if same else 'NO'} ({len(got_in)} rows)")
+    print(f"same metrics every run: {'yes' if same else 'NO'} ({len(got_in)} rows)")
     print(f"speedup {wall_per / wall_in:.1f}")
 
 
