@@ -59,7 +59,8 @@ def read(root: Path) -> dict[tuple, dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=None, help="only the first N rows of the grid (default: all 198)")
-    p.add_argument("--root", default=str(REPO / "runs" / "bench_sweep"), help="where the original and the three trees go")
+    p.add_argument("--root", default=str(REPO / "runs" / "bench_sweep"),
+                   help="where the original and the three trees go (default: runs/bench_sweep)")
     a = p.parse_args()
     base = Path(a.root).resolve()
     env = {**os.environ, "UNLEARN_PROGRESS": "0"}
