@@ -1,11 +1,14 @@
 """FC-only unlearning speed: our loop vs a seed-style DataLoader loop vs the bare floor.
 
 CIFAR-10-sized embeddings (50,000 × 512, random but fixed) labelled by a fixed random head, one class
-forgotten, 200 epochs, batch 256, DELETE and FT. All three variants do the same arithmetic per step:
+forgotten, 200 epochs, batch 256, DELETE and FT. All three variants compute the same loss per step:
     ours      unlearn.run with the registered method (data resident on the device, epoch = one
-              permutation split into batches, per-epoch val evaluation and epoch selection included)
+              permutation split into batches, per-epoch val evaluation and epoch selection included;
+              DELETE's original outputs gathered from a table made once, before the first epoch)
     loader    the same loss over torch DataLoader(TensorDataset(...), shuffle=True), as the seed does
-    floor     a bare loop: permutation, index, forward, loss, backward, SGD step; nothing else
+              (the original run on every batch)
+    floor     a bare loop: permutation, index, forward, loss, backward, SGD step; nothing else (the
+              original run on every batch, as in loader)
 Times are measured in one run, on one device, and printed with their ratios.
 
     python bench/bench_fc.py                      # CPU, 200 epochs (the loader variant takes minutes)

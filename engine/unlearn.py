@@ -58,6 +58,7 @@ def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
     _sync(device)
     t0 = time.perf_counter()
     method.setup(feeds)
+    method.tabulate_teacher(feeds)
     monitor = method.monitor(monitor)
     opt = make_optimizer([p for p in tail.parameters() if p.requires_grad], method.optimizer, hp.lr, hp.momentum, hp.wd)
     sched = make_scheduler(opt, hp.scheduler, hp.epochs)

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from core.feeds import Feed, cycle
+from core.feeds import Feed, TensorFeed, cycle, predict
 from models.cutnet import Tail
 
 STREAMS = ("retain", "forget", "surrogate")
@@ -83,9 +83,12 @@ class Method:
     # Per-class feature statistics (SCAR): `--scar_stats retain` feeds them the real retain set as the
     # extra stream "stats" (true labels, seed B's code); otherwise they come from the surrogates.
     class_stats: bool = False
+    # The streams on whose batches the loss reads the original's outputs (`teacher_logits`).
+    teacher_streams: tuple[str, ...] = ()
 
     def __init__(self, tail: Tail, teacher: Tail, ctx: Context):
         self.tail, self.teacher, self.ctx, self.hp = tail, teacher, ctx, ctx.hp
+        self.teacher_tables: dict[str, torch.Tensor] = {}
         # whether training can move the features (partial, full); in fc they are the fixed input, so a
         # loss term on the features alone is a constant there
         self.moves_features = tail is not None and any(p.requires_grad for p in tail.body.parameters())
@@ -129,9 +132,20 @@ class Method:
         return forget
 
     # --- helpers ---------------------------------------------------------------------------------
+    def tabulate_teacher(self, feeds: dict[str, Feed]) -> None:
+        """Before the first epoch: the original's outputs on every sample of each of `teacher_streams`
+        whose inputs are fixed tensors (cached embeddings or cut inputs, synthetic samples), so that a
+        step gathers its rows instead of running the frozen teacher again (in `partial`, a whole block
+        per step). Image streams (the `full` setting) keep the forward per step."""
+        for s in self.teacher_streams:
+            if isinstance(feeds.get(s), TensorFeed):
+                self.teacher_tables[s] = predict(self.teacher, feeds[s]).clone()  # clone: a normal tensor
+
     @torch.no_grad()
-    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.teacher(x)
+    def teacher_logits(self, x: torch.Tensor, idx: torch.Tensor | None = None, stream: str | None = None) -> torch.Tensor:
+        """The original's outputs on batch `x`: rows `idx` of `stream`'s table when there is one, else a forward."""
+        table = self.teacher_tables.get(stream) if idx is not None else None
+        return self.teacher(x) if table is None else table.index_select(0, idx)
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -12,9 +12,9 @@ from methods.base import Method
 
 @register_method
 class BS(Method):
-    name, needs, driver = "BS", ("forget",), "forget"
+    name, needs, driver, teacher_streams = "BS", ("forget",), "forget", ("forget",)
 
     def loss(self, retain, forget, surrogate):
-        x, y, _ = forget
-        nearest = self.ctx.mask_forget_logits(self.teacher_logits(x), y, float("-inf")).argmax(1)
+        x, y, i = forget
+        nearest = self.ctx.mask_forget_logits(self.teacher_logits(x, i, "forget"), y, float("-inf")).argmax(1)
         return F.cross_entropy(self.tail(x), nearest)

@@ -9,9 +9,9 @@ from methods.base import Method, kd_loss
 
 @register_method
 class DELETE(Method):
-    name, needs, driver = "DELETE", ("forget",), "forget"
+    name, needs, driver, teacher_streams = "DELETE", ("forget",), "forget", ("forget",)
 
     def loss(self, retain, forget, surrogate):
-        x, y, _ = forget
-        masked = self.ctx.mask_forget_logits(self.teacher_logits(x), y, -1e9)
+        x, y, i = forget
+        masked = self.ctx.mask_forget_logits(self.teacher_logits(x, i, "forget"), y, -1e9)
         return kd_loss(self.tail(x), masked, self.hp.temperature)

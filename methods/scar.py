@@ -52,7 +52,7 @@ def shrunk_precision(z: torch.Tensor, gamma1: float, gamma2: float) -> torch.Ten
 @register_method
 class SCAR(Method):
     name, needs, driver, optimizer = "SCAR", ("forget", "surrogate"), "surrogate", "adam"
-    class_stats = True
+    class_stats, teacher_streams = True, ("surrogate",)
 
     @torch.no_grad()
     def _features(self, feed: Feed) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,8 +117,8 @@ class SCAR(Method):
             loss = loss + self._mahalanobis(z[m], c, self.precisions[c]).sum()
         return loss / len(x)
 
-    def retain_loss(self, x: torch.Tensor) -> torch.Tensor:
-        teacher = self.teacher_logits(x)
+    def retain_loss(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        teacher = self.teacher_logits(x, idx, "surrogate")
         if self.ctx.class_removal:
             keep = torch.nonzero(~torch.isin(teacher.argmax(1), self.removed), as_tuple=True)[0]
             teacher = teacher.index_fill(1, self.removed, teacher.min())
@@ -130,8 +130,8 @@ class SCAR(Method):
 
     def loss(self, retain, forget, surrogate):
         xf, _, idf = forget
-        xs, _, _ = surrogate
-        return self.hp.lambda_1 * self.forget_loss(xf, idf) + self.hp.lambda_2 * self.retain_loss(xs)
+        xs, _, ids = surrogate
+        return self.hp.lambda_1 * self.forget_loss(xf, idf) + self.hp.lambda_2 * self.retain_loss(xs, ids)
 
     def should_stop(self, metrics: dict) -> bool:
         return self.ctx.class_removal and metrics.get("train_forget_acc", 1.0) < 0.01

@@ -13,6 +13,7 @@ from methods.base import Method, kd_loss
 @register_method
 class SCRUB(Method):
     name, needs, driver = "SCRUB", ("retain", "forget"), "retain"
+    teacher_streams = ("retain", "forget")
 
     def setup(self, feeds):
         m = self.hp.msteps
@@ -23,13 +24,13 @@ class SCRUB(Method):
         total = torch.zeros((), device=self.ctx.device)
         bs, g, T = self.hp.bsize, self.ctx.generator, self.hp.temperature
         if epoch < self.msteps:
-            for x, _, _ in feeds["forget"].batches(bs, shuffle=True, generator=g):
-                loss = -kd_loss(self.tail(x), self.teacher_logits(x), T)
+            for x, _, i in feeds["forget"].batches(bs, shuffle=True, generator=g):
+                loss = -kd_loss(self.tail(x), self.teacher_logits(x, i, "forget"), T)
                 step(loss)
                 total += loss.detach()
-        for x, y, _ in feeds["retain"].batches(bs, shuffle=True, generator=g):
+        for x, y, i in feeds["retain"].batches(bs, shuffle=True, generator=g):
             out = self.tail(x)
-            loss = self.hp.alpha * kd_loss(out, self.teacher_logits(x), T) + self.hp.gamma * F.cross_entropy(out, y)
+            loss = self.hp.alpha * kd_loss(out, self.teacher_logits(x, i, "retain"), T) + self.hp.gamma * F.cross_entropy(out, y)
             step(loss)
             total += loss.detach()
         return total

@@ -420,6 +420,43 @@ def test_each_in_turn_goes_on_after_a_failed_run(digits_root, monkeypatch, capsy
     assert float(line.split("forget ")[1].split()[0]) <= 0.10, line
 
 
+@pytest.mark.parametrize("method", ["DELETE", "BS", "SCRUB", "SCAR", "SCAR_self"])
+def test_teacher_outputs_are_tabulated_once_and_train_the_same(method, monkeypatch):
+    """A method that reads the original's outputs on fixed inputs (embeddings, cut inputs) gathers each
+    batch's rows from a table made before the first epoch (one teacher pass per stream, not one per step),
+    and trains to the same weights as when the teacher runs at every step."""
+    from engine.hparams import unlearn_defaults
+    from models.cutnet import Tail, make_head
+
+    torch.manual_seed(0)
+    tail = Tail(torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU()), make_head(16, 4)).eval()
+    x = torch.randn(600, 16)
+    with torch.no_grad():
+        y = tail(x).argmax(1)
+    fm = y == int(y.mode().values)  # the class to forget: the most common prediction, so never empty
+    feeds = {"retain": TensorFeed(x[~fm], y[~fm]), "forget": TensorFeed(x[fm], y[fm])}
+    feeds["surrogate"] = TensorFeed(x, y) if method == "SCAR_self" else feeds["retain"]
+    hp = {**unlearn_defaults(method, "partial", "digits"), "epochs": 3, "patience": None, "bsize": 64}
+    cls = get_method(method)
+
+    def train(tabulate: bool):
+        if not tabulate:
+            monkeypatch.setattr(cls, "teacher_streams", ())
+        student, teacher = copy.deepcopy(tail), copy.deepcopy(tail).requires_grad_(False)
+        calls = []
+        teacher.register_forward_hook(lambda *a: calls.append(1))
+        ctx = Context(4, (int(y[fm][0]),), SimpleNamespace(**hp), CPU, torch.Generator().manual_seed(0))
+        out = run(cls(student, teacher, ctx), feeds, feeds["forget"], lambda fn, row: {**row, "score": 0.0}, "last",
+                  bar=False)
+        monkeypatch.undo()
+        return out.tail, len(calls)
+
+    (a, n_table), (b, n_step) = train(True), train(False)
+    assert n_table <= 2 < n_step  # tabulation and SCAR_self's own labelling pass, against one per step
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind,momentum,wd", [("sgd", 0.9, 0.0), ("sgd", 0.9, 5e-4), ("sgd", 0.0, 0.0),
                                               ("adam", 0.0, 0.0), ("adam", 0.0, 1e-3)])
 def test_stepper_matches_optimizer_step_bit_for_bit(kind, momentum, wd):
