@@ -57,8 +57,8 @@ def run(method: Method, feeds: dict[str, Feed], monitor: Feed | None,
     tail.eval()  # BatchNorm statistics frozen, dropout off: only weights move
     _sync(device)
     t0 = time.perf_counter()
-    method.setup(feeds)
     method.tabulate_teacher(feeds)
+    method.setup(feeds)
     monitor = method.monitor(monitor)
     opt = make_optimizer([p for p in tail.parameters() if p.requires_grad], method.optimizer, hp.lr, hp.momentum, hp.wd)
     sched = make_scheduler(opt, hp.scheduler, hp.epochs)

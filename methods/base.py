@@ -141,6 +141,11 @@ class Method:
             if isinstance(feeds.get(s), TensorFeed):
                 self.teacher_tables[s] = predict(self.teacher, feeds[s]).clone()  # clone: a normal tensor
 
+    def teacher_outputs(self, feeds: dict[str, Feed], stream: str) -> torch.Tensor:
+        """The original's outputs on the whole of `stream`: its table when there is one, else one pass."""
+        table = self.teacher_tables.get(stream)
+        return table if table is not None else predict(self.teacher, feeds[stream])
+
     @torch.no_grad()
     def teacher_logits(self, x: torch.Tensor, idx: torch.Tensor | None = None, stream: str | None = None) -> torch.Tensor:
         """The original's outputs on batch `x`: rows `idx` of `stream`'s table when there is one, else a forward."""

@@ -147,8 +147,7 @@ class SCAR_self(SCAR):
         if not self.ctx.class_removal:
             raise UserError("SCAR_self is defined for class removal (--mode CR) only")
         sur = feeds["surrogate"]
-        with torch.no_grad():
-            pred = predict(self.teacher, sur, 1024).argmax(1)
+        pred = self.teacher_outputs(feeds, "surrogate").argmax(1)  # the table, not a second pass
         mask = torch.isin(pred, torch.tensor(self.ctx.forget_classes, device=pred.device))
         if not mask.any():
             raise RunFailed("SCAR_self: the original assigns no surrogate sample to the removed class(es)")
