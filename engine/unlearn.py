@@ -1,6 +1,7 @@
 """The one unlearning loop: every method, every cut, every source.
 
     outcome = run(method, feeds, monitor, evaluate, select)
+Before the first epoch, the method's teacher tables (`Method.tabulate_teacher`), then its `setup`.
 Per epoch: the method's pass over its streams, the scheduler step, an evaluation (`evaluate`
 returns the selection score and the logged metrics), epoch selection (the best score's weights are
 kept and returned, so the reported model is the selected one), early stopping (--patience, or the

@@ -452,7 +452,7 @@ def test_teacher_outputs_are_tabulated_once_and_train_the_same(method, monkeypat
         return out.tail, len(calls)
 
     (a, n_table), (b, n_step) = train(True), train(False)
-    assert n_table <= 2 < n_step  # tabulation and SCAR_self's own labelling pass, against one per step
+    assert n_table <= 2 < n_step  # one pass per tabulated stream (SCRUB has two), against one per step
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
