@@ -35,6 +35,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from core.logits import cross_entropy, softmax
 from models.cutnet import CutNet, Tail
 
 NOISES = ("matched", "gaussian", "uniform", "laplace", "gumbel", "bernoulli")
@@ -184,7 +185,7 @@ def generate_matched(net: CutNet, cut: str, partial_shape: tuple[int, ...], num_
             x0 = _steer_to(tail, x0, other, torch.full(tb.shape, 0.5, device=device), steps * (r + 1), lr, nonneg)
             tau = confidence[0] + (confidence[1] - confidence[0]) * torch.rand(len(tb), generator=g, device=device)
             x = _steer_to(tail, x0, tb, tau, steps * (r + 1), lr, nonneg)
-            p = tail(x).softmax(1)
+            p = softmax(tail(x))
             ok = p.argmax(1) == tb
             xs.append(x[ok])
             ys.append(tb[ok])
@@ -211,7 +212,7 @@ def _steer(tail: Tail, z: torch.Tensor, target: torch.Tensor, steps: int, lr: fl
         z = z.clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
-            loss = F.cross_entropy(tail(z), target)
+            loss = cross_entropy(tail(z), target)
             (grad,) = torch.autograd.grad(loss, z)
             z.grad = grad
             opt.step()
@@ -230,7 +231,7 @@ def _steer_to(tail: Tail, z: torch.Tensor, target: torch.Tensor, tau: torch.Tens
     for _ in range(steps):
         with torch.enable_grad():
             za = z[idx].requires_grad_(True)
-            ce = F.cross_entropy(tail(za), target[idx], reduction="none")
+            ce = cross_entropy(tail(za), target[idx], reduction="none")
             (grad,) = torch.autograd.grad(ce.sum(), za)
         moving = (-ce.detach()).exp() < tau[idx]
         idx, grad = idx[moving], grad[moving]

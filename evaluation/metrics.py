@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from core.logits import log_softmax, softmax
+
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     if mask is not None:
@@ -23,9 +25,9 @@ def firmness(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor
     model gives forget samples' own class, minus KL(original ‖ model) on retain samples. At equal AUS
     (often 1 once every held-out sample is right) it prefers the epoch that forgets more firmly and has
     moved the retain outputs least."""
-    p_forget = logits[forget_mask].softmax(1).gather(1, y[forget_mask, None]).mean()
+    p_forget = softmax(logits[forget_mask]).gather(1, y[forget_mask, None]).mean()
     r = ~forget_mask
-    kl = torch.nn.functional.kl_div(logits[r].log_softmax(1), teacher_logits[r].log_softmax(1),
+    kl = torch.nn.functional.kl_div(log_softmax(logits[r]), log_softmax(teacher_logits[r]),
                                     reduction="batchmean", log_target=True)
     return -(p_forget.nan_to_num(0.0) + kl.nan_to_num(0.0)).item()
 

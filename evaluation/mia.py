@@ -27,7 +27,9 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from core.logits import cross_entropy
+from core.logits import softmax as probabilities
 
 SEED = 0
 MAX_PER_GROUP = 1000  # rows kept per group (members / non-members / forget) after subsampling
@@ -39,7 +41,7 @@ NAN = float("nan")
 
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:
-    return F.softmax(logits.float(), dim=1)
+    return probabilities(logits.float())
 
 
 def confidence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -49,7 +51,7 @@ def confidence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample cross-entropy (N,)."""
-    return F.cross_entropy(logits.float(), y.long(), reduction="none")
+    return cross_entropy(logits.float(), y.long(), reduction="none")
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -22,10 +22,10 @@ import copy
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from core.feeds import Feed, TensorFeed, predict
+from core.logits import cross_entropy
 from evaluation.metrics import accuracy
 from models.cutnet import CutNet, Tail
 
@@ -112,7 +112,7 @@ def fit_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float = PR
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(z @ w + b, y) + 0.5 * l2 * w.pow(2).sum()
+        loss = cross_entropy(z @ w + b, y) + 0.5 * l2 * w.pow(2).sum()
         loss.backward()
         return loss
 
@@ -179,7 +179,7 @@ def relearn(tail: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, steps:
                 xb, yb = x[i], y[i]
             else:
                 xb, yb = x, y
-            loss = F.cross_entropy(tail(xb), yb)
+            loss = cross_entropy(tail(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

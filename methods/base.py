@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from core.feeds import Feed, TensorFeed, cycle, predict
+from core.logits import log_softmax
 from models.cutnet import Tail
 
 STREAMS = ("retain", "forget", "surrogate")
@@ -156,5 +157,5 @@ class Method:
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """KL(teacher ‖ student) on temperature-softened outputs, scaled by T² (Hinton et al.)."""
     t = temperature
-    return F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1), reduction="batchmean",
+    return F.kl_div(log_softmax(student / t), log_softmax(teacher / t), reduction="batchmean",
                     log_target=True) * t * t

@@ -4,11 +4,11 @@ The tail's final linear layer gets one extra row; evaluation during training and
 both use the pruned C-way head, so what is selected is what is evaluated."""
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method
+from models.cutnet import Classifier
 
 
 @register_method
@@ -18,7 +18,7 @@ class BE(Method):
     def setup(self, feeds):
         old = self.tail.linear
         C = self.ctx.num_classes
-        new = nn.Linear(old.in_features, C + 1, device=old.weight.device, dtype=old.weight.dtype)
+        new = Classifier(old.in_features, C + 1, device=old.weight.device, dtype=old.weight.dtype).train(old.training)
         with torch.no_grad():
             new.weight[:C] = old.weight
             new.bias[:C] = old.bias
@@ -27,14 +27,14 @@ class BE(Method):
     def loss(self, retain, forget, surrogate):
         x, _, _ = forget
         shadow = torch.full((len(x),), self.ctx.num_classes, device=x.device, dtype=torch.long)
-        return F.cross_entropy(self.tail(x), shadow)
+        return cross_entropy(self.tail(x), shadow)
 
     def logits(self, x):
         return self.tail(x)[:, : self.ctx.num_classes]
 
     def result(self):
         C, big = self.ctx.num_classes, self.tail.linear
-        pruned = nn.Linear(big.in_features, C, device=big.weight.device, dtype=big.weight.dtype)
+        pruned = Classifier(big.in_features, C, device=big.weight.device, dtype=big.weight.dtype).train(big.training)
         with torch.no_grad():
             pruned.weight.copy_(big.weight[:C])
             pruned.bias.copy_(big.bias[:C])

@@ -4,8 +4,7 @@ The paper finds that class with an adversarial step on the input; like the seed'
 takes the original model's runner-up class (highest logit outside the removed classes / own label),
 which is the nearest wrong class in logit space and is the same in every cut."""
 
-import torch.nn.functional as F
-
+from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method
 
@@ -17,4 +16,4 @@ class BS(Method):
     def loss(self, retain, forget, surrogate):
         x, y, i = forget
         nearest = self.ctx.mask_forget_logits(self.teacher_logits(x, i, "forget"), y, float("-inf")).argmax(1)
-        return F.cross_entropy(self.tail(x), nearest)
+        return cross_entropy(self.tail(x), nearest)

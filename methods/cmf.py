@@ -27,9 +27,9 @@ retained class mean).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from core.feeds import Feed, predict
+from core.logits import cross_entropy
 from core.runtime import RunFailed
 from methods import register_method
 from methods.base import Method
@@ -77,8 +77,8 @@ class CMF(Method):
         (xr, yr, _), (xf, _, idf) = retain, forget
         t = self.targets[idf]
         fr, ff = self.tail.features(xr).flatten(1), self.tail.features(xf).flatten(1)
-        loss = F.cross_entropy(self.tail.head(fr), yr) + F.cross_entropy(self.tail.head(ff), t)
+        loss = cross_entropy(self.tail.head(fr), yr) + cross_entropy(self.tail.head(ff), t)
         if self.moves_features:  # fc: the class-mean terms are constants, left out
             pull = (ff - self.means[t]).pow(2).sum(1).mean() / self.spread
-            loss = loss + self.hp.align * (F.cross_entropy(self.ncm_logits(fr), yr) + pull)
+            loss = loss + self.hp.align * (cross_entropy(self.ncm_logits(fr), yr) + pull)
         return loss

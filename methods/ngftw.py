@@ -1,7 +1,7 @@
 """NGFTW (NG+): alpha·CE(retain) − (1−alpha)·CE(forget), retain batches paired with cycled forget ones."""
 
-import torch.nn.functional as F
 
+from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method
 
@@ -13,4 +13,4 @@ class NGFTW(Method):
     def loss(self, retain, forget, surrogate):
         (xr, yr, _), (xf, yf, _) = retain, forget
         a = self.hp.alpha
-        return a * F.cross_entropy(self.tail(xr), yr) - (1 - a) * F.cross_entropy(self.tail(xf), yf)
+        return a * cross_entropy(self.tail(xr), yr) - (1 - a) * cross_entropy(self.tail(xf), yf)

@@ -4,8 +4,8 @@ Each epoch does a pass of min-steps on the retain data (alpha·KL(teacher ‖ st
 temperature + gamma·CE); during the first `msteps` epochs a pass of max-steps on the forget data
 (maximise KL(teacher ‖ student)) runs before it."""
 
-import torch.nn.functional as F
 
+from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method, kd_loss
 
@@ -30,7 +30,7 @@ class SCRUB(Method):
                 total += loss.detach()
         for x, y, i in feeds["retain"].batches(bs, shuffle=True, generator=g):
             out = self.tail(x)
-            loss = self.hp.alpha * kd_loss(out, self.teacher_logits(x, i, "retain"), T) + self.hp.gamma * F.cross_entropy(out, y)
+            loss = self.hp.alpha * kd_loss(out, self.teacher_logits(x, i, "retain"), T) + self.hp.gamma * cross_entropy(out, y)
             step(loss)
             total += loss.detach()
         return total

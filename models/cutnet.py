@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.logits import linear
 from core.runtime import UserError
 
 CUTS = ("fc", "partial", "full")
@@ -81,9 +82,20 @@ class CutNet(nn.Module):
         return Tail(nn.Sequential(self.trunk, self.last_block, self.pool), self.head)
 
 
+class Classifier(nn.Linear):
+    """The head's linear layer: `nn.Linear` (the same parameters and checkpoint keys). In eval mode
+    (unlearning, which freezes BatchNorm and dropout, and every evaluation) its product takes the
+    faster layout on the CPU with few classes (`core.logits.linear`), where on a `fc` tail it is most
+    of a step. In train mode (originals and Oracles trained on images, where the convolutions
+    dominate) it is torch's own, so that their weights do not depend on that layout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight, self.bias) if self.training else linear(x, self.weight, self.bias)
+
+
 def make_head(in_features: int, num_classes: int, dropout: float = 0.4) -> nn.Sequential:
     """Dropout + Linear, the seeds' classifier head, for every backbone."""
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, num_classes))
+    return nn.Sequential(nn.Dropout(dropout), Classifier(in_features, num_classes))
 
 
 def load_weights(net: nn.Module, state_dict: dict, source: str) -> None:

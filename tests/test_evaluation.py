@@ -57,8 +57,10 @@ def test_every_stage_reports_the_mia_columns(digits_root, ft_rows):
         assert 0.5 <= float(r["mia_svc_chance"]) < 1 and 0 <= float(r["mia_efficacy"]) <= 1
         assert 0 < float(r["time_mia_s"]) <= float(r["time_total_s"] or "inf")
         assert len(r["test_class_acc"].split()) == 10
-    # the Oracle never saw class 3: its class-3 train samples look like unseen data, unlike the original's
-    assert float(oracle[-1]["mia_efficacy"]) > float(original[-1]["mia_efficacy"])
+    # The Oracle never saw class 3. Its MIA-efficacy is not compared with the original's: the attack's SVC
+    # is fitted on retain confidences near 1 and must extrapolate to the Oracle's class-3 confidences near 0,
+    # so it calls all of them members or all non-members. Over six fixture originals (seeds 0-2, two versions
+    # of the head's arithmetic) the Oracle's efficacy was 1.0 on four and 0.0 on two; the original's 0-0.19.
     assert float(oracle[-1]["test_forget_acc"]) < 0.2 < float(original[-1]["test_forget_acc"])
 
 
