@@ -31,12 +31,13 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> 
 
 
 def log_softmax(z: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities over the classes (dimension 1) of N×C logits."""
+    """Log-probabilities over the classes (dimension 1) of N×C logits (on the fast path, a transposed
+    view: call `.contiguous()` before `.view`)."""
     return torch.log_softmax(z.t(), 0).t() if _few(z.shape[-1], z) else torch.log_softmax(z, 1)
 
 
 def softmax(z: torch.Tensor) -> torch.Tensor:
-    """Probabilities over the classes (dimension 1) of N×C logits."""
+    """Probabilities over the classes (dimension 1) of N×C logits (a transposed view, as `log_softmax`)."""
     return torch.softmax(z.t(), 0).t() if _few(z.shape[-1], z) else torch.softmax(z, 1)
 
 

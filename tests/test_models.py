@@ -7,7 +7,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from core import logits
 from core.runtime import UserError
 from data import get_info
 from models import create_model, list_models, model_family
@@ -151,3 +153,39 @@ def test_full_setting_trains_the_whole_network_of_every_backbone(name):
               "last")
     assert out.stop_reason in ("completed", "method stop rule at epoch 1") and math.isfinite(out.log[0]["loss"])
     assert not torch.equal(next(out.tail.parameters()), first)
+
+
+@pytest.mark.parametrize("n_classes", [2, 10, 16, 100])
+def test_class_functions_are_torchs_up_to_rounding(n_classes):
+    """`core.logits` computes torch's linear, log-softmax, softmax and cross-entropy (values and
+    gradients, up to float rounding) with few classes (the transposed layout) and with many (torch's own)."""
+    g = torch.Generator().manual_seed(n_classes)
+    x = torch.randn(300, 64, generator=g, requires_grad=True)
+    w = torch.randn(n_classes, 64, generator=g, requires_grad=True)
+    b = torch.randn(n_classes, generator=g, requires_grad=True)
+    y = torch.randint(0, n_classes, (300,), generator=g)
+
+    def run(lin, ce, ls, sm):
+        for t in (x, w, b):
+            t.grad = None
+        z = lin(x, w, b)
+        out = (z, ce(z, y), ce(z, y, reduction="none"), ls(z / 3), sm(z))
+        (out[1] + out[3][:, 0].mean() + out[4][:, -1].sum()).backward()
+        return [o.detach() for o in out] + [t.grad.clone() for t in (x, w, b)]
+
+    ours = run(logits.linear, logits.cross_entropy, logits.log_softmax, logits.softmax)
+    torchs = run(F.linear, F.cross_entropy, lambda z: F.log_softmax(z, 1), lambda z: F.softmax(z, 1))
+    assert ours[0].is_contiguous()  # the logits; the (log-)probabilities may be a transposed view
+    for a, t in zip(ours, torchs, strict=True):
+        torch.testing.assert_close(a, t, rtol=1e-5, atol=1e-5)
+
+
+def test_classifier_is_a_linear_with_the_same_checkpoint_keys():
+    """The head's `Classifier` loads `nn.Linear` weights; train mode is torch's own product bit for bit."""
+    lin = torch.nn.Linear(32, 10)
+    head = make_head(32, 10)
+    head[1].load_state_dict(lin.state_dict())
+    x = torch.randn(8, 32)
+    assert isinstance(head[1], torch.nn.Linear)
+    assert torch.equal(head[1].train()(x), lin(x))
+    torch.testing.assert_close(head[1].eval()(x), lin(x), rtol=1e-5, atol=1e-5)
