@@ -1,6 +1,5 @@
 """FT: fine-tune on the retain data only; forgetting comes from catastrophic forgetting."""
 
-
 from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method

@@ -1,6 +1,5 @@
 """NG: gradient ascent on the forget data (minus cross-entropy); unbounded, so epoch selection matters."""
 
-
 from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method

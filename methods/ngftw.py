@@ -1,6 +1,5 @@
 """NGFTW (NG+): alpha·CE(retain) − (1−alpha)·CE(forget), retain batches paired with cycled forget ones."""
 
-
 from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method

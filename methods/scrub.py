@@ -4,7 +4,6 @@ Each epoch does a pass of min-steps on the retain data (alpha·KL(teacher ‖ st
 temperature + gamma·CE); during the first `msteps` epochs a pass of max-steps on the forget data
 (maximise KL(teacher ‖ student)) runs before it."""
 
-
 from core.logits import cross_entropy
 from methods import register_method
 from methods.base import Method, kd_loss
