@@ -3,13 +3,14 @@ partial synthetic, see NOT_RUN), with the defaults, on class FORGET_CLASS.
 
 Bars: test forget accuracy ≤ 10% for methods that use forget data and test retain accuracy within 5
 points of the original's, where the robustness report's distribution allows (README, "Source-free
-unlearning"); otherwise the worst case that report measured over 5 originals (seeds 0-4; fc: every
-class, partial: classes 3 and 7) plus a margin of 10 points (forget) or 3 points (retain drop). The
-fixture original depends on the machine (floating point) and on UNLEARN_TEST_SEED, so a bar tuned to
-one original would fail on another. Retain bars hold per case; forget bars per (setting, source) for
-every method but one, since one case's tail is not bounded by 5 originals (seeds 5 and 6, outside the
-report, each had one case over its bar). A partial case whose measured worst already misses the 10%
-target has no forget bar; FT uses no forget data and has none either.
+unlearning"); otherwise the worst case that report measured over 10 originals (two runs over seeds
+0-4; fc: every class, partial: classes 3 and 7) plus a margin of 10 points (forget) or 3 points
+(retain drop). The fixture original depends on the machine (floating point) and on UNLEARN_TEST_SEED,
+so a bar tuned to one original would fail on another. Retain bars hold per case; forget bars per
+(setting, source) for every method but one, since one case's tail is not bounded by the report's
+originals (seeds 5 and 6, outside the report, each had one case over its bar). A partial case whose
+measured worst already misses the 10% target has no forget bar; FT uses no forget data and has none
+either.
 """
 
 from __future__ import annotations
@@ -47,50 +48,51 @@ QUICK = ["--no-mia", *NO_REPR]
 NOT_RUN = {("FT", "partial", "synthetic")}
 CASES = [(m, st, src) for st in ("fc", "partial") for src in ("real", "synthetic") for m in METHODS
          if (m, st, src) not in NOT_RUN]
-# Worst (test forget accuracy, test-retain drop) measured by the robustness report over 5 originals
-# (python robustness.py --no-mia --no-probe --no-cka --no-relearn).
+# Worst (test forget accuracy, test-retain drop) measured by the robustness report (python robustness.py
+# --no-mia --no-probe --no-cka --no-relearn), the worse of two runs over the originals of seeds 0-4: one
+# trained before and one after the head's CPU arithmetic changed in its last bits (10 originals in all).
 MEASURED_WORST: dict[tuple[str, str, str], tuple[float, float]] = {
-    ('BE', 'fc', 'real'): (0.000, 0.005),
-    ('BE', 'fc', 'synthetic'): (0.023, 0.002),
-    ('BE', 'partial', 'real'): (0.022, 0.002),
-    ('BE', 'partial', 'synthetic'): (0.239, 0.002),
-    ('BS', 'fc', 'real'): (0.087, 0.094),
-    ('BS', 'fc', 'synthetic'): (0.000, 0.052),
-    ('BS', 'partial', 'real'): (0.133, 0.007),
+    ('BE', 'fc', 'real'): (0.000, 0.010),
+    ('BE', 'fc', 'synthetic'): (0.045, 0.002),
+    ('BE', 'partial', 'real'): (0.087, 0.007),
+    ('BE', 'partial', 'synthetic'): (0.348, 0.007),
+    ('BS', 'fc', 'real'): (0.087, 0.172),
+    ('BS', 'fc', 'synthetic'): (0.370, 0.052),
+    ('BS', 'partial', 'real'): (0.133, 0.010),
     ('BS', 'partial', 'synthetic'): (0.478, 0.042),
     ('CMF', 'fc', 'real'): (0.000, 0.045),
-    ('CMF', 'fc', 'synthetic'): (0.000, 0.005),
+    ('CMF', 'fc', 'synthetic'): (0.000, 0.010),
     ('CMF', 'partial', 'real'): (0.000, 0.010),
-    ('CMF', 'partial', 'synthetic'): (0.000, 0.020),
+    ('CMF', 'partial', 'synthetic'): (0.217, 0.022),
     ('DELETE', 'fc', 'real'): (0.295, 0.027),
     ('DELETE', 'fc', 'synthetic'): (0.000, 0.007),
-    ('DELETE', 'partial', 'real'): (0.174, 0.002),
-    ('DELETE', 'partial', 'synthetic'): (0.348, 0.000),
+    ('DELETE', 'partial', 'real'): (0.174, 0.005),
+    ('DELETE', 'partial', 'synthetic'): (0.348, 0.005),
     ('FT', 'fc', 'real'): (1.000, 0.005),
-    ('FT', 'fc', 'synthetic'): (0.543, 0.002),
+    ('FT', 'fc', 'synthetic'): (0.556, 0.002),
     ('FT', 'partial', 'real'): (1.000, 0.002),
-    ('FT', 'partial', 'synthetic'): (0.804, 0.002),
+    ('FT', 'partial', 'synthetic'): (0.826, 0.002),
     ('NG', 'fc', 'real'): (0.109, 0.116),
-    ('NG', 'fc', 'synthetic'): (0.045, 0.012),
-    ('NG', 'partial', 'real'): (0.022, 0.005),
-    ('NG', 'partial', 'synthetic'): (0.413, 0.005),
+    ('NG', 'fc', 'synthetic'): (0.045, 0.015),
+    ('NG', 'partial', 'real'): (0.152, 0.010),
+    ('NG', 'partial', 'synthetic'): (0.522, 0.005),
     ('NGFTW', 'fc', 'real'): (0.109, 0.045),
     ('NGFTW', 'fc', 'synthetic'): (0.000, 0.002),
-    ('NGFTW', 'partial', 'real'): (0.065, 0.000),
-    ('NGFTW', 'partial', 'synthetic'): (0.196, 0.002),
-    ('RL', 'fc', 'real'): (0.044, 0.012),
-    ('RL', 'fc', 'synthetic'): (0.000, 0.002),
-    ('RL', 'partial', 'real'): (0.109, 0.002),
-    ('RL', 'partial', 'synthetic'): (0.326, 0.002),
+    ('NGFTW', 'partial', 'real'): (0.152, 0.002),
+    ('NGFTW', 'partial', 'synthetic'): (0.326, 0.007),
+    ('RL', 'fc', 'real'): (0.114, 0.012),
+    ('RL', 'fc', 'synthetic'): (0.000, 0.005),
+    ('RL', 'partial', 'real'): (0.109, 0.005),
+    ('RL', 'partial', 'synthetic'): (0.326, 0.007),
     ('SCAR', 'fc', 'real'): (0.000, 0.123),
-    ('SCAR', 'fc', 'synthetic'): (0.045, 0.002),
+    ('SCAR', 'fc', 'synthetic'): (0.250, 0.002),
     ('SCAR', 'partial', 'real'): (0.000, 0.035),
-    ('SCAR', 'partial', 'synthetic'): (0.000, 0.022),
+    ('SCAR', 'partial', 'synthetic'): (0.000, 0.040),
     ('SCAR_self', 'fc', 'real'): (0.000, 0.084),
-    ('SCAR_self', 'fc', 'synthetic'): (0.043, 0.002),
-    ('SCAR_self', 'partial', 'real'): (0.000, 0.027),
-    ('SCAR_self', 'partial', 'synthetic'): (0.000, 0.030),
-    ('SCRUB', 'fc', 'real'): (0.109, 0.010),
+    ('SCAR_self', 'fc', 'synthetic'): (0.091, 0.002),
+    ('SCAR_self', 'partial', 'real'): (0.000, 0.047),
+    ('SCAR_self', 'partial', 'synthetic'): (0.000, 0.042),
+    ('SCRUB', 'fc', 'real'): (0.109, 0.020),
     ('SCRUB', 'fc', 'synthetic'): (0.000, 0.002),
     ('SCRUB', 'partial', 'real'): (0.022, 0.002),
     ('SCRUB', 'partial', 'synthetic'): (0.000, 0.002),
