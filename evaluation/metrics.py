@@ -20,16 +20,20 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = 
     return (logits.argmax(1) == y).float().mean().item()
 
 
-def firmness(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, forget_mask: torch.Tensor) -> float:
+def firmness(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, forget_mask: torch.Tensor,
+             terms: dict | None = None) -> float:
     """Tie-break of an accuracy-based selection score (higher is better): minus the mean probability the
     model gives forget samples' own class, minus KL(original ‖ model) on retain samples. At equal AUS
     (often 1 once every held-out sample is right) it prefers the epoch that forgets more firmly and has
-    moved the retain outputs least."""
+    moved the retain outputs least. `terms`, when given, receives the two parts (`p_forget`, `retain_kl`)."""
     p_forget = softmax(logits[forget_mask]).gather(1, y[forget_mask, None]).mean()
     r = ~forget_mask
     kl = torch.nn.functional.kl_div(log_softmax(logits[r]), log_softmax(teacher_logits[r]),
                                     reduction="batchmean", log_target=True)
-    return -(p_forget.nan_to_num(0.0) + kl.nan_to_num(0.0)).item()
+    p_forget, kl = p_forget.nan_to_num(0.0), kl.nan_to_num(0.0)
+    if terms is not None:
+        terms.update(p_forget=p_forget.item(), retain_kl=kl.item())
+    return -(p_forget + kl).item()
 
 
 def class_accuracies(logits: torch.Tensor, y: torch.Tensor) -> list[float]:

@@ -316,7 +316,9 @@ def unlearn_one(args: argparse.Namespace, n: int, fs: ForgetSet, group: Group, d
             row["synthetic_retain_acc"], row["synthetic_forget_acc"] = accuracy(lo, sy, ~smask), accuracy(lo, sy, smask)
             row["score"] = row["synthetic_aus"] = aus("CR", a_or_syn, row["synthetic_retain_acc"],
                                                       row["synthetic_forget_acc"])
-            row["tiebreak"] = firmness(lo, teacher_syn, sy, smask)
+            terms = {}
+            row["tiebreak"] = firmness(lo, teacher_syn, sy, smask, terms)
+            row["synthetic_forget_p"], row["synthetic_retain_kl"] = terms["p_forget"], terms["retain_kl"]
         if args.select in ("val_aus", "test_aus"):
             lo = predict(fn, inp.evals["val"])
             row["val_retain_acc"], row["val_forget_acc"] = accuracy(lo, vy, ~vmask), accuracy(lo, vy, vmask)

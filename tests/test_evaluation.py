@@ -149,6 +149,13 @@ def test_firmness_prefers_firm_forgetting_and_unchanged_retain():
     moved = torch.tensor([[-5.0, 0, 0], [-5, 0, 0], [0, 1, 0], [0, 0, 1]])  # same forgetting, retain changed
     f = {k: metrics.firmness(v, teacher, y, fm) for k, v in dict(soft=soft, firm=firm, moved=moved).items()}
     assert f["firm"] > f["soft"] and f["firm"] > f["moved"]
+    # its two parts, as the epoch log records them (synthetic_forget_p, synthetic_retain_kl)
+    terms = {}
+    assert metrics.firmness(moved, teacher, y, fm, terms) == f["moved"]
+    assert 0 < terms["p_forget"] < 0.01 and terms["retain_kl"] > 0.1
+    assert terms["p_forget"] + terms["retain_kl"] == pytest.approx(-f["moved"])
+    metrics.firmness(firm, teacher, y, fm, terms)
+    assert terms["retain_kl"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_equal_scores_select_the_epoch_with_the_best_tiebreak():
