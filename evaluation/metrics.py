@@ -31,9 +31,10 @@ def firmness(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor
     kl = torch.nn.functional.kl_div(log_softmax(logits[r]), log_softmax(teacher_logits[r]),
                                     reduction="batchmean", log_target=True)
     p_forget, kl = p_forget.nan_to_num(0.0), kl.nan_to_num(0.0)
+    p, k, total = torch.stack([p_forget, kl, p_forget + kl]).tolist()  # one device read for all three
     if terms is not None:
-        terms.update(p_forget=p_forget.item(), retain_kl=kl.item())
-    return -(p_forget + kl).item()
+        terms.update(p_forget=p, retain_kl=k)
+    return -total
 
 
 def class_accuracies(logits: torch.Tensor, y: torch.Tensor) -> list[float]:
